@@ -1,0 +1,33 @@
+#ifndef DFS_CMICROHTTPD_SHIM_H
+#define DFS_CMICROHTTPD_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <microhttpd.h>
+
+/// Fixed-arity MHD_start_daemon(..., options, MHD_OPTION_END): variadic, so Swift can't call it (exact C types here).
+static inline struct MHD_Daemon *dfs_mhd_start_daemon(
+    unsigned int flags, uint16_t port,
+    MHD_AccessHandlerCallback handler, void *handler_cls,
+    MHD_RequestCompletedCallback completed, void *completed_cls,
+    const struct sockaddr *address,
+    unsigned int thread_pool_size, size_t connection_memory_limit, unsigned int connection_timeout_seconds) {
+    return MHD_start_daemon(flags, port, NULL, NULL, handler, handler_cls,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,
+                            MHD_OPTION_SOCK_ADDR, address,
+                            MHD_OPTION_THREAD_POOL_SIZE, thread_pool_size,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory_limit,
+                            MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout_seconds,
+                            MHD_OPTION_END);
+}
+
+/// Fixed-arity MHD_get_daemon_info(daemon, info_type): variadic, so Swift can't call it.
+static inline const union MHD_DaemonInfo *dfs_mhd_get_daemon_info(
+    struct MHD_Daemon *daemon, enum MHD_DaemonInfoType info_type) {
+    return MHD_get_daemon_info(daemon, info_type);
+}
+
+#endif

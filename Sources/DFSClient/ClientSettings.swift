@@ -1,0 +1,20 @@
+import Foundation
+
+/// Where the client finds the directory and keeps its state.
+public struct ClientSettings: Sendable {
+    public static let defaultDirectory = "http://127.0.0.1:5000"
+
+    /// The directory server's URL, without a trailing slash.
+    public var directory: String
+    /// The client's state directory (`DFS_HOME`, default `~/.dfs`).
+    public var home: String
+
+    /// Resolves settings: explicit values first, then `DFS_DIRECTORY` / `DFS_HOME`, then the defaults.
+    public init(directory: String? = nil, home: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        var url = directory ?? environment["DFS_DIRECTORY"] ?? Self.defaultDirectory
+        if !url.contains("://") { url = "http://" + url }
+        while url.hasSuffix("/") { url.removeLast() }
+        self.directory = url
+        self.home = home ?? environment["DFS_HOME"] ?? (NSHomeDirectory() + "/.dfs")
+    }
+}

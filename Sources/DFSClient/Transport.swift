@@ -1,0 +1,61 @@
+import Curl
+import DFSProtocol
+import Foundation
+
+/// JSON calls to the directory and raw transfers to file servers, with errors mapped to `DFSClientError`.
+final class Transport {
+    let http = HTTPClient(connectTimeout: 5, timeout: 0)
+    let directory: String
+
+    init(directory: String) {
+        self.directory = directory
+    }
+
+    /// Calls a directory route and decodes its JSON answer.
+    func call<T: Decodable>(
+        _ method: String, _ route: String, query: [String: String] = [:], body: (any Encodable)? = nil,
+        as type: T.Type
+    ) throws -> T {
+        var headers: [HTTPHeader] = []
+        var payload = RequestBody.none
+        if let body {
+            payload = .data(try WireJSON.encode(body))
+            headers.append(HTTPHeader("Content-Type", "application/json"))
+        }
+        let url = directory + route + Self.queryString(query)
+        let response: HTTPResponse
+        do {
+            response = try http.send(method: method, url: url, headers: headers, body: payload)
+        } catch let error as CurlError {
+            throw DFSClientError.unreachable("the directory at \(directory)", error.message)
+        }
+        try Self.check(response)
+        do {
+            return try WireJSON.decode(T.self, from: response.body)
+        } catch {
+            throw DFSClientError(
+                status: response.status, code: "bad_response", message: "unexpected answer from \(route)")
+        }
+    }
+
+    /// Throws the server's error when the status is not 2xx.
+    static func check(_ response: HTTPResponse) throws {
+        guard !(200..<300).contains(response.status) else { return }
+        if let body = try? WireJSON.decode(ErrorBody.self, from: response.body) {
+            throw DFSClientError(status: response.status, code: body.error.code, message: body.error.message)
+        }
+        throw DFSClientError(status: response.status, code: "http_\(response.status)", message: "HTTP \(response.status)")
+    }
+
+    static func queryString(_ query: [String: String]) -> String {
+        guard !query.isEmpty else { return "" }
+        return "?" + query.sorted { $0.key < $1.key }.map { "\($0.key)=\(escape($0.value))" }.joined(separator: "&")
+    }
+
+    /// Percent-encodes a query value (everything but unreserved characters and `/`).
+    static func escape(_ value: String) -> String {
+        let allowed = CharacterSet(
+            charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/")
+        return value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value
+    }
+}

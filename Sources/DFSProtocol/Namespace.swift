@@ -1,0 +1,76 @@
+/// Where one copy of a file lives.
+public struct Replica: Codable, Sendable, Equatable {
+    public var fileServerId: Int64
+    public var url: String
+    public init(fileServerId: Int64, url: String) {
+        self.fileServerId = fileServerId
+        self.url = url
+    }
+}
+
+/// A namespace entry: a directory, or a file with its id, version, checksum and replicas.
+public struct EntryInfo: Codable, Sendable, Equatable {
+    public var path: String
+    public var name: String
+    /// `file` or `dir`.
+    public var type: String
+    public var mtimeMs: Int64
+    public var fileId: Int64?
+    public var version: Int64?
+    public var size: Int64?
+    public var sha256: String?
+    public var replicas: [Replica]?
+
+    public var isDirectory: Bool { type == "dir" }
+
+    public init(
+        path: String, name: String, type: String, mtimeMs: Int64, fileId: Int64? = nil, version: Int64? = nil,
+        size: Int64? = nil, sha256: String? = nil, replicas: [Replica]? = nil
+    ) {
+        self.path = path
+        self.name = name
+        self.type = type
+        self.mtimeMs = mtimeMs
+        self.fileId = fileId
+        self.version = version
+        self.size = size
+        self.sha256 = sha256
+        self.replicas = replicas
+    }
+}
+
+/// `GET /ls` answer.
+public struct ListResponse: Codable, Sendable {
+    public var path: String
+    public var entries: [EntryInfo]
+    public init(path: String, entries: [EntryInfo]) {
+        self.path = path
+        self.entries = entries
+    }
+}
+
+/// `POST /mkdir` body.
+public struct MkdirRequest: Codable, Sendable {
+    public var path: String
+    public var parents: Bool?
+    public init(path: String, parents: Bool? = nil) {
+        self.path = path
+        self.parents = parents
+    }
+}
+
+/// `POST /mv` body.
+public struct MoveRequest: Codable, Sendable {
+    public var from: String
+    public var to: String
+    public init(from: String, to: String) {
+        self.from = from
+        self.to = to
+    }
+}
+
+/// `DELETE /entries` answer: how many entries went.
+public struct RemoveResponse: Codable, Sendable {
+    public var removed: Int64
+    public init(removed: Int64) { self.removed = removed }
+}

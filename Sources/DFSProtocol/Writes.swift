@@ -1,0 +1,94 @@
+/// `POST /writes` body: "I want to write this path".
+public struct WriteRequest: Codable, Sendable {
+    public var path: String
+    public var clientId: Int64?
+    /// Expected size, counted as in-flight load on the chosen file server until commit.
+    public var sizeHint: Int64?
+    public init(path: String, clientId: Int64? = nil, sizeHint: Int64? = nil) {
+        self.path = path
+        self.clientId = clientId
+        self.sizeHint = sizeHint
+    }
+}
+
+/// Where to upload one copy, with the signed ticket the file server checks.
+public struct UploadTarget: Codable, Sendable, Equatable {
+    public var fileServerId: Int64
+    public var url: String
+    public var ticket: String
+    public init(fileServerId: Int64, url: String, ticket: String) {
+        self.fileServerId = fileServerId
+        self.url = url
+        self.ticket = ticket
+    }
+}
+
+/// `POST /writes` answer: the file id and new version to upload under, and where.
+public struct WriteTicket: Codable, Sendable {
+    public var path: String
+    public var fileId: Int64
+    public var version: Int64
+    /// The version the file had when the write began (nil for a new file).
+    public var baseVersion: Int64?
+    public var targets: [UploadTarget]
+    public init(path: String, fileId: Int64, version: Int64, baseVersion: Int64?, targets: [UploadTarget]) {
+        self.path = path
+        self.fileId = fileId
+        self.version = version
+        self.baseVersion = baseVersion
+        self.targets = targets
+    }
+}
+
+/// `POST /commits` body: make an uploaded version the file's current one.
+public struct CommitRequest: Codable, Sendable {
+    public var path: String
+    public var fileId: Int64
+    public var version: Int64
+    public var size: Int64
+    public var sha256: String
+    /// When set, the commit is refused (409 conflict) unless the file is still at this version.
+    public var baseVersion: Int64?
+    /// The file servers' signed receipts for the uploaded copies.
+    public var receipts: [StoredReceipt]
+    public init(
+        path: String, fileId: Int64, version: Int64, size: Int64, sha256: String, baseVersion: Int64? = nil,
+        receipts: [StoredReceipt]
+    ) {
+        self.receipts = receipts
+        self.path = path
+        self.fileId = fileId
+        self.version = version
+        self.size = size
+        self.sha256 = sha256
+        self.baseVersion = baseVersion
+    }
+}
+
+/// A file server's proof that it stored a blob with this size and checksum.
+public struct StoredReceipt: Codable, Sendable, Equatable {
+    public var fileServerId: Int64
+    public var receipt: String
+    public init(fileServerId: Int64, receipt: String) {
+        self.fileServerId = fileServerId
+        self.receipt = receipt
+    }
+}
+
+/// A file server's answer to an upload: what it stored, as it measured it, and its signed receipt.
+public struct UploadResult: Codable, Sendable {
+    public var fileServerId: Int64
+    public var fileId: Int64
+    public var version: Int64
+    public var size: Int64
+    public var sha256: String
+    public var receipt: String
+    public init(fileServerId: Int64, fileId: Int64, version: Int64, size: Int64, sha256: String, receipt: String) {
+        self.fileServerId = fileServerId
+        self.receipt = receipt
+        self.fileId = fileId
+        self.version = version
+        self.size = size
+        self.sha256 = sha256
+    }
+}

@@ -1,0 +1,261 @@
+import DFSCore
+import DFSProtocol
+import Foundation
+import Logging
+import ServerKit
+import Synchronization
+
+/// The directory service: namespace, placement, registration and liveness, behind one lock.
+///
+/// Durable facts live in `Metadata` (SQLite). Soft state — heartbeat times and in-flight upload bytes — lives in
+/// memory and is rebuilt after a restart: known file servers get one `stale_after_ms` of grace to heartbeat again.
+public final class Directory: Sendable {
+    struct State {
+        var meta: Metadata
+        var servers: [Int64: FileServerRow]
+        var lastHeartbeatMs: [Int64: Int64]
+        var stored: [Int64: (files: Int64, bytes: Int64)]
+        var inflight: [Int64: Int64]
+    }
+
+    let config: DirectoryConfig
+    let logger: Logger
+    private let state: Mutex<State>
+
+    public init(config: DirectoryConfig, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
+        let meta = try Metadata(path: config.dataDir + "/metadata.sqlite3")
+        var servers: [Int64: FileServerRow] = [:]
+        for row in try meta.fileServers() { servers[row.id] = row }
+        let now = Clock.monotonicMs()
+        var inflight: [Int64: Int64] = [:]
+        _ = try meta.expireWrites(before: Clock.wallMs() - config.abandonedWriteMs)
+        let stored = try meta.storedLoad()
+        for id in servers.keys { inflight[id] = 0 }
+        state = Mutex(
+            State(
+                meta: meta, servers: servers, lastHeartbeatMs: servers.mapValues { _ in now }, stored: stored,
+                inflight: inflight))
+    }
+
+    // MARK: Registration and liveness
+
+    func registerClient() throws -> Int64 {
+        try state.withLock { try $0.meta.registerClient(nowMs: Clock.wallMs()) }
+    }
+
+    func registerFileServer(_ request: RegisterFileServerRequest) throws -> RegisterFileServerResponse {
+        guard request.url.hasPrefix("http://"), request.url.count < 512 else {
+            throw DFSError.badRequest("url must be an http:// URL")
+        }
+        guard request.capacityBytes >= 0 else { throw DFSError.badRequest("capacity_bytes must not be negative") }
+        let row = try state.withLock { state in
+            let row = try state.meta.registerFileServer(
+                url: request.url, capacity: request.capacityBytes, knownId: request.fileServerId,
+                nowMs: Clock.wallMs())
+            state.servers[row.id] = row
+            state.lastHeartbeatMs[row.id] = Clock.monotonicMs()
+            return row
+        }
+        logger.info("file server \(row.id) registered at \(row.url)")
+        return RegisterFileServerResponse(
+            fileServerId: row.id, ticketKey: row.ticketKey, heartbeatIntervalMs: Int(config.heartbeatIntervalMs))
+    }
+
+    func heartbeat(_ request: HeartbeatRequest) throws {
+        try state.withLock { state in
+            guard state.servers[request.fileServerId] != nil else {
+                throw DFSError.notFound("file server \(request.fileServerId) is not registered")
+            }
+            state.lastHeartbeatMs[request.fileServerId] = Clock.monotonicMs()
+        }
+    }
+
+    func fileServers() -> [FileServerInfo] {
+        state.withLock { state in
+            let now = Clock.monotonicMs()
+            return state.servers.values.sorted { $0.id < $1.id }.map { row in
+                let last = state.lastHeartbeatMs[row.id] ?? 0
+                let stored = state.stored[row.id] ?? (0, 0)
+                return FileServerInfo(
+                    id: row.id, url: row.url, state: liveness(last, now).rawValue, files: stored.files,
+                    bytes: stored.bytes, capacityBytes: row.capacityBytes, lastHeartbeatMsAgo: now - last)
+            }
+        }
+    }
+
+    private func liveness(_ lastMs: Int64, _ nowMs: Int64) -> Liveness {
+        Liveness.of(
+            lastHeartbeatMs: lastMs, nowMs: nowMs, staleAfterMs: config.staleAfterMs, deadAfterMs: config.deadAfterMs)
+    }
+
+    // MARK: Namespace
+
+    func stat(_ path: DFSPath) throws -> EntryInfo {
+        try state.withLock { state in
+            guard let row = try state.meta.entry(at: path) else { throw DFSError.notFound("\(path) does not exist") }
+            return try info(row, path: path, state)
+        }
+    }
+
+    func list(_ path: DFSPath) throws -> ListResponse {
+        try state.withLock { state in
+            guard let row = try state.meta.entry(at: path) else { throw DFSError.notFound("\(path) does not exist") }
+            guard row.isDir else { return ListResponse(path: path.description, entries: [try info(row, path: path, state)]) }
+            let entries = try state.meta.children(of: row.id).map { child in
+                try info(child, path: try path.appending(child.name), state, withReplicas: false)
+            }
+            return ListResponse(path: path.description, entries: entries)
+        }
+    }
+
+    func mkdir(_ path: DFSPath, parents: Bool) throws -> EntryInfo {
+        try state.withLock { state in
+            let row = try state.meta.mkdir(path, parents: parents, nowMs: Clock.wallMs())
+            return try info(row, path: path, state)
+        }
+    }
+
+    func remove(_ path: DFSPath, recursive: Bool) throws -> Int64 {
+        try state.withLock { state in
+            let (removed, blobs) = try state.meta.remove(path, recursive: recursive)
+            state.stored = try state.meta.storedLoad()
+            _ = blobs
+            return removed
+        }
+    }
+
+    func move(from: DFSPath, to: DFSPath) throws -> EntryInfo {
+        try state.withLock { state in
+            let (row, destination) = try state.meta.move(from: from, to: to, nowMs: Clock.wallMs())
+            return try info(row, path: destination, state)
+        }
+    }
+
+    // MARK: Writes
+
+    func beginWrite(_ request: WriteRequest) throws -> WriteTicket {
+        let path = try DirectoryRoutes.path(request.path)
+        guard !path.isRoot else { throw DFSError.isADirectory("/ is a directory") }
+        let sizeHint = max(0, request.sizeHint ?? 0)
+        return try state.withLock { state in
+            let now = Clock.monotonicMs()
+            let began = try state.meta.beginWrite(
+                path, clientId: request.clientId, sizeHint: sizeHint, nowMs: Clock.wallMs()
+            ) {
+                let loads = state.servers.keys.map { id in
+                    ServerLoad(
+                        id: id, storedBytes: state.stored[id]?.bytes ?? 0, inflightBytes: state.inflight[id] ?? 0,
+                        files: state.stored[id]?.files ?? 0,
+                        isLive: liveness(state.lastHeartbeatMs[id] ?? 0, now) == .live)
+                }
+                let chosen = Placement.choose(from: loads, count: 1)
+                guard !chosen.isEmpty else {
+                    throw DFSError(503, .noFileServers, "no live file server can take new files")
+                }
+                return chosen
+            }
+            for id in began.targets { state.inflight[id, default: 0] += sizeHint }
+            let targets = began.targets.compactMap { id -> UploadTarget? in
+                guard let row = state.servers[id], let signer = TicketSigner(hexKey: row.ticketKey) else { return nil }
+                return UploadTarget(
+                    fileServerId: id, url: row.url,
+                    ticket: signer.sign(.put, fileId: began.fileId, version: began.version))
+            }
+            return WriteTicket(
+                path: path.description, fileId: began.fileId, version: began.version, baseVersion: began.base,
+                targets: targets)
+        }
+    }
+
+    func commit(_ request: CommitRequest) throws -> EntryInfo {
+        let path = try DirectoryRoutes.path(request.path)
+        guard request.size >= 0, request.sha256.count == 64, Data(hex: request.sha256) != nil else {
+            throw DFSError.badRequest("size must be >= 0 and sha256 64 hex digits")
+        }
+        return try state.withLock { state in
+            guard let write = try state.meta.openWrite(version: request.version), write.fileId == request.fileId else {
+                throw DFSError.notFound("no open write for file \(request.fileId) version \(request.version)")
+            }
+            let detail = "\(request.size):\(request.sha256.lowercased())"
+            let confirmed = write.targets.filter { server in
+                guard let row = state.servers[server], let signer = TicketSigner(hexKey: row.ticketKey) else {
+                    return false
+                }
+                return request.receipts.contains {
+                    $0.fileServerId == server
+                        && signer.verify(
+                            $0.receipt, .stored, fileId: request.fileId, version: request.version, detail: detail)
+                }
+            }
+            guard confirmed.count == write.targets.count else {
+                throw DFSError.conflict(
+                    "the upload is not confirmed by every file server (\(confirmed.count) of \(write.targets.count) receipts match the size and sha256)"
+                )
+            }
+            let result = try state.meta.commit(
+                path, fileId: request.fileId, version: request.version, size: request.size,
+                sha256: request.sha256.lowercased(), baseVersion: request.baseVersion, servers: confirmed,
+                nowMs: Clock.wallMs())
+            for id in write.targets { state.inflight[id] = max(0, (state.inflight[id] ?? 0) - write.sizeHint) }
+            for id in confirmed {
+                state.stored[id, default: (0, 0)].files += 1
+                state.stored[id, default: (0, 0)].bytes += request.size
+            }
+            for blob in result.replaced {
+                state.stored[blob.serverId, default: (0, 0)].files -= 1
+                state.stored[blob.serverId, default: (0, 0)].bytes -= result.replacedSize
+            }
+            return try info(result.row, path: path, state)
+        }
+    }
+
+    // MARK: Maintenance
+
+    /// Blob deletions to carry out, with the URL and signed ticket for each.
+    func pendingDeletions(limit: Int) throws -> [(BlobRef, url: String, ticket: String)] {
+        try state.withLock { state in
+            try state.meta.pendingDeletions(limit: limit).compactMap { blob in
+                guard let row = state.servers[blob.serverId], let signer = TicketSigner(hexKey: row.ticketKey) else {
+                    return nil
+                }
+                return (blob, row.url, signer.sign(.delete, fileId: blob.fileId, version: blob.version))
+            }
+        }
+    }
+
+    func deletionDone(_ blob: BlobRef) throws {
+        try state.withLock { try $0.meta.deletionDone(blob) }
+    }
+
+    /// Forgets uploads that were never committed within `abandoned_write_ms`.
+    func expireAbandonedWrites() throws {
+        try state.withLock { state in
+            for write in try state.meta.expireWrites(before: Clock.wallMs() - config.abandonedWriteMs) {
+                for id in write.targets { state.inflight[id] = max(0, (state.inflight[id] ?? 0) - write.sizeHint) }
+            }
+        }
+    }
+
+    // MARK: Conversion
+
+    private func info(_ row: EntryRow, path: DFSPath, _ state: State, withReplicas: Bool = true) throws -> EntryInfo {
+        var replicas: [Replica]?
+        if withReplicas, let fileId = row.fileId, let version = row.version {
+            replicas = try state.meta.replicas(fileId: fileId, version: version).compactMap { id in
+                state.servers[id].map { Replica(fileServerId: id, url: $0.url) }
+            }
+        }
+        return EntryInfo(
+            path: path.description, name: path.name, type: row.isDir ? "dir" : "file", mtimeMs: row.mtimeMs,
+            fileId: row.fileId, version: row.version, size: row.size, sha256: row.sha256, replicas: replicas)
+    }
+}
+
+/// Time sources: wall clock for timestamps users see, monotonic for liveness.
+enum Clock {
+    static func wallMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    static func monotonicMs() -> Int64 { Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000) }
+}

@@ -1,0 +1,84 @@
+import Curl
+import Foundation
+import Logging
+import MicroHTTPD
+import ServerKit
+import Synchronization
+
+/// A running directory server: the HTTP front, the directory service and its maintenance thread.
+public final class DirectoryServer: Sendable {
+    public let directory: Directory
+    private let http: HTTPServer
+    private let maintenance: Maintenance
+
+    /// Opens the metadata and starts serving at once.
+    public init(config: DirectoryConfig, logger: Logger) throws {
+        let directory = try Directory(config: config, logger: logger)
+        let router = Router(routes: DirectoryRoutes.routes(directory), logger: logger)
+        var options = ServerOptions()
+        options.host = config.listen.host
+        options.port = config.listen.port
+        options.threads = config.threads
+        self.directory = directory
+        self.http = try HTTPServer(options: options) { request in router.handle(request) }
+        self.maintenance = Maintenance(directory: directory, logger: logger)
+        maintenance.start()
+    }
+
+    /// The bound port (the real one when the config asked for port 0).
+    public var port: UInt16 { http.port }
+
+    public func stop() {
+        maintenance.stop()
+        http.stop()
+    }
+}
+
+/// Background work: deletes blobs that no metadata points to any more, and expires abandoned writes.
+final class Maintenance: Sendable {
+    private let directory: Directory
+    private let logger: Logger
+    private let stopped = Mutex(false)
+    private let wake = DispatchSemaphore(value: 0)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(directory: Directory, logger: Logger) {
+        self.directory = directory
+        self.logger = logger
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            run()
+            done.signal()
+        }
+        thread.name = "dfs-maintenance"
+        thread.start()
+    }
+
+    func stop() {
+        stopped.withLock { $0 = true }
+        wake.signal()
+        done.wait()
+    }
+
+    private func run() {
+        let client = HTTPClient(connectTimeout: 2, timeout: 10)
+        while !stopped.withLock({ $0 }) {
+            do {
+                try directory.expireAbandonedWrites()
+                for (blob, url, ticket) in try directory.pendingDeletions(limit: 100) {
+                    if stopped.withLock({ $0 }) { break }
+                    let response = try? client.send(
+                        method: "DELETE", url: "\(url)/files/\(blob.fileId)?version=\(blob.version)&ticket=\(ticket)")
+                    if let status = response?.status, status == 200 || status == 404 {
+                        try directory.deletionDone(blob)
+                    }
+                }
+            } catch {
+                logger.warning("maintenance pass failed: \(error)")
+            }
+            _ = wake.wait(timeout: .now() + .milliseconds(1000))
+        }
+    }
+}

@@ -1,0 +1,361 @@
+import DFSCore
+import Foundation
+import SQLite
+import ServerKit
+
+/// One namespace row.
+struct EntryRow: Equatable {
+    var id: Int64
+    var parent: Int64
+    var name: String
+    var isDir: Bool
+    var mtimeMs: Int64
+    var fileId: Int64?
+    var version: Int64?
+    var size: Int64?
+    var sha256: String?
+
+    static let columns = "id, parent, name, is_dir, mtime_ms, file_id, version, size, sha256"
+
+    init(_ row: Row) {
+        id = row.int(0) ?? 0
+        parent = row.int(1) ?? 0
+        name = row.text(2) ?? ""
+        isDir = row.int(3) == 1
+        mtimeMs = row.int(4) ?? 0
+        fileId = row.int(5)
+        version = row.int(6)
+        size = row.int(7)
+        sha256 = row.text(8)
+    }
+}
+
+/// A blob copy: file id and version on one file server.
+struct BlobRef: Hashable {
+    var fileId: Int64
+    var version: Int64
+    var serverId: Int64
+}
+
+/// A registered file server as stored.
+struct FileServerRow {
+    var id: Int64
+    var url: String
+    var capacityBytes: Int64
+    var ticketKey: String
+}
+
+/// The durable metadata: namespace, file servers, clients, open writes and pending blob deletions.
+///
+/// Not thread-safe: `Directory` serialises all access. Every method that changes several rows does so in one
+/// transaction, so a `kill -9` leaves either all or none of an operation.
+final class Metadata {
+    private let db: Database
+
+    init(path: String) throws {
+        db = try Schema.open(path: path)
+    }
+
+    // MARK: Clients and file servers
+
+    func registerClient(nowMs: Int64) throws -> Int64 {
+        try db.run("INSERT INTO clients(registered_ms) VALUES (?)", [.integer(nowMs)])
+        return db.lastInsertRowID
+    }
+
+    func clientExists(_ id: Int64) throws -> Bool {
+        try !db.query("SELECT 1 FROM clients WHERE id = ?", [.integer(id)]).isEmpty
+    }
+
+    /// Registers a new file server, or re-registers a known id with its (possibly new) URL.
+    func registerFileServer(url: String, capacity: Int64, knownId: Int64?, nowMs: Int64) throws -> FileServerRow {
+        if let knownId, let row = try fileServer(knownId) {
+            try db.run(
+                "UPDATE fileservers SET url = ?, capacity_bytes = ? WHERE id = ?",
+                [.text(url), .integer(capacity), .integer(knownId)])
+            return FileServerRow(id: knownId, url: url, capacityBytes: capacity, ticketKey: row.ticketKey)
+        }
+        let key = TicketSigner.newKey()
+        try db.run(
+            "INSERT INTO fileservers(url, capacity_bytes, ticket_key, registered_ms) VALUES (?, ?, ?, ?)",
+            [.text(url), .integer(capacity), .text(key), .integer(nowMs)])
+        return FileServerRow(id: db.lastInsertRowID, url: url, capacityBytes: capacity, ticketKey: key)
+    }
+
+    func fileServer(_ id: Int64) throws -> FileServerRow? {
+        try fileServers().first { $0.id == id }
+    }
+
+    func fileServers() throws -> [FileServerRow] {
+        try db.query("SELECT id, url, capacity_bytes, ticket_key FROM fileservers ORDER BY id").map {
+            FileServerRow(id: $0.int(0) ?? 0, url: $0.text(1) ?? "", capacityBytes: $0.int(2) ?? 0, ticketKey: $0.text(3) ?? "")
+        }
+    }
+
+    /// Committed files and bytes per file server.
+    func storedLoad() throws -> [Int64: (files: Int64, bytes: Int64)] {
+        let rows = try db.query(
+            """
+            SELECT r.server_id, COUNT(*), COALESCE(SUM(e.size), 0) FROM replicas r
+            JOIN entries e ON e.file_id = r.file_id AND e.version = r.version GROUP BY r.server_id
+            """)
+        var load: [Int64: (files: Int64, bytes: Int64)] = [:]
+        for row in rows { load[row.int(0) ?? 0] = (row.int(1) ?? 0, row.int(2) ?? 0) }
+        return load
+    }
+
+    // MARK: Lookup
+
+    func entry(at path: DFSPath) throws -> EntryRow? {
+        var current = try child(of: 0, named: "")
+        for name in path.components {
+            guard let dir = current, dir.isDir else { return nil }
+            current = try child(of: dir.id, named: name)
+        }
+        return current
+    }
+
+    func child(of parent: Int64, named name: String) throws -> EntryRow? {
+        try db.query(
+            "SELECT \(EntryRow.columns) FROM entries WHERE parent = ? AND name = ?", [.integer(parent), .text(name)]
+        ).first.map(EntryRow.init)
+    }
+
+    func children(of parent: Int64) throws -> [EntryRow] {
+        try db.query("SELECT \(EntryRow.columns) FROM entries WHERE parent = ? ORDER BY name", [.integer(parent)])
+            .map(EntryRow.init)
+    }
+
+    func replicas(fileId: Int64, version: Int64) throws -> [Int64] {
+        try db.query(
+            "SELECT server_id FROM replicas WHERE file_id = ? AND version = ? ORDER BY server_id",
+            [.integer(fileId), .integer(version)]
+        ).compactMap { $0.int(0) }
+    }
+
+    /// The directory that must hold `path`'s entry: it has to exist and be a directory.
+    func parentDirectory(of path: DFSPath) throws -> EntryRow {
+        guard let parent = try entry(at: path.parent) else {
+            throw DFSError.notFound("parent directory \(path.parent) does not exist")
+        }
+        guard parent.isDir else { throw DFSError.notADirectory("\(path.parent) is not a directory") }
+        return parent
+    }
+
+    // MARK: Namespace changes
+
+    func mkdir(_ path: DFSPath, parents: Bool, nowMs: Int64) throws -> EntryRow {
+        try db.transaction {
+            if let existing = try entry(at: path) {
+                if existing.isDir && parents { return existing }
+                throw DFSError.exists("\(path) already exists")
+            }
+            var current = try child(of: 0, named: "")!
+            var walked = DFSPath.root
+            for name in path.components {
+                walked = try walked.appending(name)
+                if let next = try child(of: current.id, named: name) {
+                    guard next.isDir else { throw DFSError.notADirectory("\(walked) is not a directory") }
+                    current = next
+                    continue
+                }
+                guard parents || walked == path else {
+                    throw DFSError.notFound("parent directory \(walked) does not exist (use -p to create it)")
+                }
+                try db.run(
+                    "INSERT INTO entries(parent, name, is_dir, mtime_ms) VALUES (?, ?, 1, ?)",
+                    [.integer(current.id), .text(name), .integer(nowMs)])
+                current = try child(of: current.id, named: name)!
+            }
+            return current
+        }
+    }
+
+    /// Removes an entry (a directory's whole subtree when `recursive`) and queues its blobs for deletion.
+    func remove(_ path: DFSPath, recursive: Bool) throws -> (removed: Int64, blobs: [BlobRef]) {
+        guard !path.isRoot else { throw DFSError.badRequest("the root directory cannot be removed") }
+        return try db.transaction {
+            guard let target = try entry(at: path) else { throw DFSError.notFound("\(path) does not exist") }
+            var doomed = [target]
+            if target.isDir {
+                let subtree = try db.query(
+                    """
+                    WITH RECURSIVE sub(id) AS (SELECT id FROM entries WHERE parent = ?
+                        UNION ALL SELECT e.id FROM entries e JOIN sub ON e.parent = sub.id)
+                    SELECT \(EntryRow.columns) FROM entries WHERE id IN (SELECT id FROM sub)
+                    """, [.integer(target.id)]
+                ).map(EntryRow.init)
+                if !subtree.isEmpty && !recursive {
+                    throw DFSError.notEmpty("\(path) is a directory that is not empty (use -r to remove it all)")
+                }
+                doomed += subtree
+            }
+            var blobs: [BlobRef] = []
+            for row in doomed {
+                if let fileId = row.fileId, let version = row.version {
+                    for server in try replicas(fileId: fileId, version: version) {
+                        blobs.append(BlobRef(fileId: fileId, version: version, serverId: server))
+                    }
+                    try db.run("DELETE FROM replicas WHERE file_id = ?", [.integer(fileId)])
+                }
+                try db.run("DELETE FROM entries WHERE id = ?", [.integer(row.id)])
+            }
+            try queueDeletions(blobs)
+            return (Int64(doomed.count), blobs)
+        }
+    }
+
+    /// Renames `from` to `to`; into `to` when `to` is an existing directory. Atomic: one transaction.
+    func move(from: DFSPath, to: DFSPath, nowMs: Int64) throws -> (EntryRow, DFSPath) {
+        guard !from.isRoot else { throw DFSError.badRequest("the root directory cannot be moved") }
+        return try db.transaction {
+            guard let source = try entry(at: from) else { throw DFSError.notFound("\(from) does not exist") }
+            var destination = to
+            if let existing = try entry(at: to) {
+                guard existing.isDir, existing.id != source.id else { throw DFSError.exists("\(to) already exists") }
+                destination = try to.appending(from.name)
+                if try entry(at: destination) != nil { throw DFSError.exists("\(destination) already exists") }
+            }
+            if source.isDir && destination.isWithin(from) {
+                throw DFSError.badRequest("cannot move \(from) into itself")
+            }
+            let parent = try parentDirectory(of: destination)
+            try db.run(
+                "UPDATE entries SET parent = ?, name = ?, mtime_ms = ? WHERE id = ?",
+                [.integer(parent.id), .text(destination.name), .integer(nowMs), .integer(source.id)])
+            return (try entry(at: destination)!, destination)
+        }
+    }
+
+    // MARK: Writes
+
+    /// Records an upload about to happen: a new version of `path` (a new file id when the path is new).
+    func beginWrite(
+        _ path: DFSPath, clientId: Int64?, sizeHint: Int64, nowMs: Int64, chooseTargets: () throws -> [Int64]
+    ) throws -> (fileId: Int64, version: Int64, base: Int64?, targets: [Int64]) {
+        try db.transaction {
+            _ = try parentDirectory(of: path)
+            let existing = try entry(at: path)
+            if let existing, existing.isDir { throw DFSError.isADirectory("\(path) is a directory") }
+            let fileId: Int64
+            if let id = existing?.fileId {
+                fileId = id
+            } else {
+                try db.run("INSERT INTO file_ids(created_ms) VALUES (?)", [.integer(nowMs)])
+                fileId = db.lastInsertRowID
+            }
+            let targets = try chooseTargets()
+            try db.run(
+                "INSERT INTO writes(file_id, client_id, size_hint, created_ms) VALUES (?, ?, ?, ?)",
+                [.integer(fileId), clientId.map(SQLValue.integer) ?? .null, .integer(sizeHint), .integer(nowMs)])
+            let version = db.lastInsertRowID
+            for server in targets {
+                try db.run(
+                    "INSERT INTO write_targets(version, server_id) VALUES (?, ?)", [.integer(version), .integer(server)])
+            }
+            return (fileId, version, existing?.version, targets)
+        }
+    }
+
+    /// The open write with this version, if any: its file id, size hint and target servers.
+    func openWrite(version: Int64) throws -> (fileId: Int64, sizeHint: Int64, targets: [Int64])? {
+        guard let row = try db.query("SELECT file_id, size_hint FROM writes WHERE version = ?", [.integer(version)]).first
+        else { return nil }
+        let targets = try db.query(
+            "SELECT server_id FROM write_targets WHERE version = ? ORDER BY server_id", [.integer(version)]
+        ).compactMap { $0.int(0) }
+        return (row.int(0) ?? 0, row.int(1) ?? 0, targets)
+    }
+
+    /// Makes an uploaded version current. Returns the new row and the replaced version's blobs (now queued).
+    func commit(
+        _ path: DFSPath, fileId: Int64, version: Int64, size: Int64, sha256: String, baseVersion: Int64?,
+        servers: [Int64], nowMs: Int64
+    ) throws -> (row: EntryRow, replaced: [BlobRef], replacedSize: Int64) {
+        try db.transaction {
+            let parent = try parentDirectory(of: path)
+            let existing = try entry(at: path)
+            if let existing, existing.isDir { throw DFSError.isADirectory("\(path) is a directory") }
+            if let baseVersion, existing?.version != baseVersion {
+                throw DFSError.conflict(
+                    "\(path) changed since version \(baseVersion) (now \(existing?.version.map(String.init) ?? "absent")); nothing was overwritten"
+                )
+            }
+            if let current = existing?.version, current > version {
+                throw DFSError.conflict("\(path) already has a newer version (\(current)) than \(version)")
+            }
+            var replaced: [BlobRef] = []
+            if let existing, let oldId = existing.fileId, let oldVersion = existing.version {
+                for server in try replicas(fileId: oldId, version: oldVersion) {
+                    replaced.append(BlobRef(fileId: oldId, version: oldVersion, serverId: server))
+                }
+                try db.run(
+                    "DELETE FROM replicas WHERE file_id = ? AND version = ?", [.integer(oldId), .integer(oldVersion)])
+                try db.run(
+                    """
+                    UPDATE entries SET file_id = ?, version = ?, size = ?, sha256 = ?, mtime_ms = ? WHERE id = ?
+                    """,
+                    [.integer(fileId), .integer(version), .integer(size), .text(sha256), .integer(nowMs),
+                     .integer(existing.id)])
+            } else {
+                try db.run(
+                    """
+                    INSERT INTO entries(parent, name, is_dir, mtime_ms, file_id, version, size, sha256)
+                    VALUES (?, ?, 0, ?, ?, ?, ?, ?)
+                    """,
+                    [.integer(parent.id), .text(path.name), .integer(nowMs), .integer(fileId), .integer(version),
+                     .integer(size), .text(sha256)])
+            }
+            for server in servers {
+                try db.run(
+                    "INSERT INTO replicas(file_id, version, server_id) VALUES (?, ?, ?)",
+                    [.integer(fileId), .integer(version), .integer(server)])
+            }
+            try db.run("DELETE FROM write_targets WHERE version = ?", [.integer(version)])
+            try db.run("DELETE FROM writes WHERE version = ?", [.integer(version)])
+            try queueDeletions(replaced)
+            return (try entry(at: path)!, replaced, existing?.size ?? 0)
+        }
+    }
+
+    /// Writes opened before `cutoffMs` and never committed: forgets them and queues their blobs for deletion.
+    func expireWrites(before cutoffMs: Int64) throws -> [(version: Int64, sizeHint: Int64, targets: [Int64])] {
+        try db.transaction {
+            let rows = try db.query(
+                "SELECT version, file_id, size_hint FROM writes WHERE created_ms < ?", [.integer(cutoffMs)])
+            var expired: [(version: Int64, sizeHint: Int64, targets: [Int64])] = []
+            for row in rows {
+                let version = row.int(0) ?? 0
+                let fileId = row.int(1) ?? 0
+                let targets = try openWrite(version: version)?.targets ?? []
+                try queueDeletions(targets.map { BlobRef(fileId: fileId, version: version, serverId: $0) })
+                try db.run("DELETE FROM write_targets WHERE version = ?", [.integer(version)])
+                try db.run("DELETE FROM writes WHERE version = ?", [.integer(version)])
+                expired.append((version, row.int(2) ?? 0, targets))
+            }
+            return expired
+        }
+    }
+
+    // MARK: Blob deletions
+
+    private func queueDeletions(_ blobs: [BlobRef]) throws {
+        for blob in blobs {
+            try db.run(
+                "INSERT OR IGNORE INTO deletions(file_id, version, server_id) VALUES (?, ?, ?)",
+                [.integer(blob.fileId), .integer(blob.version), .integer(blob.serverId)])
+        }
+    }
+
+    func pendingDeletions(limit: Int) throws -> [BlobRef] {
+        try db.query("SELECT file_id, version, server_id FROM deletions LIMIT ?", [.integer(Int64(limit))]).map {
+            BlobRef(fileId: $0.int(0) ?? 0, version: $0.int(1) ?? 0, serverId: $0.int(2) ?? 0)
+        }
+    }
+
+    func deletionDone(_ blob: BlobRef) throws {
+        try db.run(
+            "DELETE FROM deletions WHERE file_id = ? AND version = ? AND server_id = ?",
+            [.integer(blob.fileId), .integer(blob.version), .integer(blob.serverId)])
+    }
+}

@@ -1,0 +1,59 @@
+import SQLite
+
+/// The directory's SQLite schema. Entry 1 is the root directory.
+enum Schema {
+    static let statements = """
+        PRAGMA journal_mode = WAL;
+        PRAGMA synchronous = FULL;
+        CREATE TABLE IF NOT EXISTS clients(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            registered_ms INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS fileservers(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            url TEXT NOT NULL,
+            capacity_bytes INTEGER NOT NULL,
+            ticket_key TEXT NOT NULL,
+            registered_ms INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS entries(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            parent INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            is_dir INTEGER NOT NULL,
+            mtime_ms INTEGER NOT NULL,
+            file_id INTEGER,
+            version INTEGER,
+            size INTEGER,
+            sha256 TEXT,
+            UNIQUE(parent, name));
+        CREATE TABLE IF NOT EXISTS file_ids(id INTEGER PRIMARY KEY AUTOINCREMENT, created_ms INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS replicas(
+            file_id INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            server_id INTEGER NOT NULL,
+            PRIMARY KEY(file_id, version, server_id));
+        CREATE TABLE IF NOT EXISTS writes(
+            version INTEGER PRIMARY KEY AUTOINCREMENT,
+            file_id INTEGER NOT NULL,
+            client_id INTEGER,
+            size_hint INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS write_targets(
+            version INTEGER NOT NULL,
+            server_id INTEGER NOT NULL,
+            PRIMARY KEY(version, server_id));
+        CREATE TABLE IF NOT EXISTS deletions(
+            file_id INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            server_id INTEGER NOT NULL,
+            PRIMARY KEY(file_id, version, server_id));
+        INSERT OR IGNORE INTO entries(id, parent, name, is_dir, mtime_ms) VALUES (1, 0, '', 1, 0);
+        """
+
+    static let rootID: Int64 = 1
+
+    static func open(path: String) throws -> Database {
+        let db = try Database(path: path)
+        try db.execute(statements)
+        return db
+    }
+}

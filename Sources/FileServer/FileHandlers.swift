@@ -1,0 +1,191 @@
+import DFSProtocol
+import Foundation
+import Glibc
+import Logging
+import MicroHTTPD
+import ServerKit
+import Synchronization
+
+/// Counters the file server exposes at `GET /stats`.
+final class Traffic: Sendable {
+    private let counters = Mutex<(served: Int64, received: Int64)>((0, 0))
+    func served(_ bytes: Int64) { counters.withLock { $0.served += bytes } }
+    func received(_ bytes: Int64) { counters.withLock { $0.received += bytes } }
+    var totals: (served: Int64, received: Int64) { counters.withLock { $0 } }
+}
+
+/// The state the file server's handlers share.
+final class FileService: Sendable {
+    let store: FileStore
+    let traffic = Traffic()
+    let capacityBytes: Int64
+    private let identity: Mutex<Identity?>
+
+    init(store: FileStore, capacityBytes: Int64, identity: Identity?) {
+        self.store = store
+        self.capacityBytes = capacityBytes
+        self.identity = Mutex(identity)
+    }
+
+    var currentIdentity: Identity? { identity.withLock { $0 } }
+    func setIdentity(_ value: Identity) { identity.withLock { $0 = value } }
+
+    /// The signer for tickets, once the server is registered.
+    func signer() throws -> (Int64, TicketSigner) {
+        guard let id = currentIdentity, let signer = TicketSigner(hexKey: id.ticketKey) else {
+            throw DFSError.unavailable("this file server is not registered with the directory yet")
+        }
+        return (id.fileServerId, signer)
+    }
+
+    // MARK: Handlers
+
+    /// `PUT /files/{id}?version=V&ticket=T`: stream the body into a new blob.
+    func put(_ request: Request, _ params: PathParameters) throws -> Disposition {
+        let name = try blobName(request, params)
+        let (serverId, signer) = try signer()
+        guard let ticket = request.query["ticket"],
+            signer.verify(ticket, .put, fileId: name.fileId, version: name.version)
+        else {
+            throw DFSError.forbidden("file \(name.fileId) version \(name.version) was not assigned to this server")
+        }
+        if let length = request.header("content-length").flatMap(Int64.init),
+            length > capacityBytes - store.usage.bytes
+        {
+            throw DFSError.tooLarge("the upload (\(length) bytes) exceeds this server's free capacity")
+        }
+        let expected = request.header("x-dfs-sha256")?.lowercased()
+        let upload = try store.beginUpload(name)
+        return .streamBody(
+            UploadConsumer(
+                upload: upload, expectedSHA256: expected, service: self, serverId: serverId, signer: signer))
+    }
+
+    /// `GET /files/{id}?version=V`: stream a blob, honouring `Range` and `If-None-Match`.
+    func get(_ request: Request, _ params: PathParameters) throws -> Response {
+        let name = try blobName(request, params)
+        let etag = "\"\(name)\""
+        guard let (fd, size) = store.open(name) else {
+            throw DFSError.notFound("file \(name.fileId) version \(name.version) is not stored here")
+        }
+        var headers = [
+            HTTPHeader("ETag", etag), HTTPHeader("Accept-Ranges", "bytes"),
+            HTTPHeader("Content-Type", "application/octet-stream"),
+        ]
+        if let match = request.header("if-none-match"), match == etag || match == "*" {
+            close(fd)
+            return Response(status: 304, headers: headers)
+        }
+        var offset: Int64 = 0
+        var length = size
+        var status = 200
+        if let range = request.header("range") {
+            switch ByteRange.parse(range, size: size) {
+            case .whole:
+                break
+            case .unsatisfiable:
+                close(fd)
+                return .error(
+                    DFSError(416, .badRequest, "range \(range) is outside the file (\(size) bytes)"),
+                    headers: [HTTPHeader("Content-Range", "bytes */\(size)")])
+            case .part(let start, let end):
+                offset = start
+                length = end - start + 1
+                status = 206
+                headers.append(HTTPHeader("Content-Range", "bytes \(start)-\(end)/\(size)"))
+            }
+        }
+        if request.method != "HEAD" { traffic.served(length) }
+        return Response(
+            status: status, headers: headers,
+            body: .file(descriptor: fd, offset: UInt64(offset), length: UInt64(length)))
+    }
+
+    /// `DELETE /files/{id}?version=V&ticket=T`.
+    func delete(_ request: Request, _ params: PathParameters) throws -> Response {
+        let name = try blobName(request, params)
+        let (_, signer) = try signer()
+        guard let ticket = request.query["ticket"],
+            signer.verify(ticket, .delete, fileId: name.fileId, version: name.version)
+        else {
+            throw DFSError.forbidden("deleting file \(name.fileId) version \(name.version) needs the directory's ticket")
+        }
+        guard store.delete(name) else {
+            throw DFSError.notFound("file \(name.fileId) version \(name.version) is not stored here")
+        }
+        return .json(OKResponse())
+    }
+
+    func stats() -> FileServerStats {
+        let usage = store.usage
+        let traffic = traffic.totals
+        return FileServerStats(
+            fileServerId: currentIdentity?.fileServerId, files: usage.files, bytes: usage.bytes,
+            bytesServed: traffic.served, bytesReceived: traffic.received)
+    }
+
+    private func blobName(_ request: Request, _ params: PathParameters) throws -> BlobName {
+        guard let idText = params["id"], let id = Int64(idText), id > 0 else {
+            throw DFSError.badRequest("file id must be a positive integer")
+        }
+        guard let versionText = request.query["version"], let version = Int64(versionText), version > 0 else {
+            throw DFSError.badRequest("query parameter 'version' (a positive integer) is required")
+        }
+        return BlobName(fileId: id, version: version)
+    }
+}
+
+/// Streams one upload into the store, checks its checksum, and answers with a signed receipt.
+final class UploadConsumer: BodyConsumer {
+    private let upload: Upload
+    private let expectedSHA256: String?
+    private let service: FileService
+    private let serverId: Int64
+    private let signer: TicketSigner
+    private var failed = false
+
+    init(upload: Upload, expectedSHA256: String?, service: FileService, serverId: Int64, signer: TicketSigner) {
+        self.upload = upload
+        self.expectedSHA256 = expectedSHA256
+        self.service = service
+        self.serverId = serverId
+        self.signer = signer
+    }
+
+    func consume(_ chunk: Data) -> Response? {
+        do {
+            if upload.size + Int64(chunk.count) > service.capacityBytes - service.store.usage.bytes {
+                throw DFSError.tooLarge("the upload exceeds this server's free capacity")
+            }
+            try upload.append(chunk)
+            service.traffic.received(Int64(chunk.count))
+            return nil
+        } catch {
+            failed = true
+            upload.abort()
+            return .error(error as? DFSError ?? DFSError(507, .internal, "cannot write the upload to disk"))
+        }
+    }
+
+    func finish() -> Response {
+        Router.answer {
+            let sha256 = try upload.finish()
+            if let expected = expectedSHA256, expected != sha256 {
+                upload.abort()
+                throw DFSError.checksumMismatch("received bytes have sha256 \(sha256), expected \(expected)")
+            }
+            try service.store.install(upload)
+            let name = upload.name
+            let receipt = signer.sign(
+                .stored, fileId: name.fileId, version: name.version, detail: "\(upload.size):\(sha256)")
+            return .json(
+                UploadResult(
+                    fileServerId: serverId, fileId: name.fileId, version: name.version, size: upload.size,
+                    sha256: sha256, receipt: receipt), status: 201)
+        }
+    }
+
+    func cancel() {
+        if !failed { upload.abort() }
+    }
+}

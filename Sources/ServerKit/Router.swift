@@ -1,0 +1,135 @@
+import DFSProtocol
+import Foundation
+import Logging
+import MicroHTTPD
+
+/// Path parameters captured by `{name}` segments of a route pattern.
+public typealias PathParameters = [String: String]
+
+/// One route: a method, a pattern such as `/files/{id}`, and its handler.
+public struct Route: Sendable {
+    public typealias Handler = @Sendable (Request, PathParameters) throws -> Disposition
+
+    let method: String
+    let segments: [Substring]
+    let handler: Handler
+
+    /// A route whose handler decides how to treat the body itself.
+    public init(_ method: String, _ pattern: String, handler: @escaping Handler) {
+        self.method = method
+        self.segments = pattern.split(separator: "/")
+        self.handler = handler
+    }
+
+    /// A route without a request body that answers at once.
+    public static func simple(
+        _ method: String, _ pattern: String,
+        _ handler: @escaping @Sendable (Request, PathParameters) throws -> Response
+    ) -> Route {
+        Route(method, pattern) { request, params in .respond(try handler(request, params)) }
+    }
+
+    /// A route that decodes a JSON body (at most `limit` bytes) and answers with the handler's response.
+    public static func json<Body: Decodable>(
+        _ method: String, _ pattern: String, _ body: Body.Type, limit: Int = 1 << 20,
+        _ handler: @escaping @Sendable (Request, PathParameters, Body) throws -> Response
+    ) -> Route {
+        Route(method, pattern) { request, params in
+            .collectBody(limit: limit, tooLarge: .error(.tooLarge("request body is larger than \(limit) bytes"))) {
+                data in
+                Router.answer {
+                    guard !data.isEmpty else { throw DFSError.badRequest("a JSON body is required") }
+                    let decoded: Body
+                    do {
+                        decoded = try WireJSON.decode(Body.self, from: data)
+                    } catch {
+                        throw DFSError.badRequest("malformed JSON body: \(Router.describe(error))")
+                    }
+                    return try handler(request, params, decoded)
+                }
+            }
+        }
+    }
+
+    /// The captured parameters when `pathSegments` fits this route's pattern.
+    func parameters(for pathSegments: [Substring]) -> PathParameters? {
+        guard pathSegments.count == segments.count else { return nil }
+        var params: PathParameters = [:]
+        for (pattern, actual) in zip(segments, pathSegments) {
+            if pattern.hasPrefix("{") && pattern.hasSuffix("}") {
+                params[String(pattern.dropFirst().dropLast())] = String(actual)
+            } else if pattern != actual {
+                return nil
+            }
+        }
+        return params
+    }
+}
+
+/// One route table per server: finds the route, answers 404/405, and turns thrown errors into the error shape.
+public struct Router: Sendable {
+    private let routes: [Route]
+    private let logger: Logger
+
+    public init(routes: [Route], logger: Logger) {
+        self.routes = routes
+        self.logger = logger
+    }
+
+    /// The methods and patterns served, for documentation checks.
+    public var table: [(method: String, pattern: String)] {
+        routes.map { ($0.method, "/" + $0.segments.joined(separator: "/")) }
+    }
+
+    /// Dispatches one request.
+    public func handle(_ request: Request) -> Disposition {
+        let pathSegments = request.path.split(separator: "/")
+        var allowed: [String] = []
+        for route in routes {
+            guard let params = route.parameters(for: pathSegments) else { continue }
+            let method = request.method == "HEAD" ? "GET" : request.method
+            guard route.method == method else {
+                allowed.append(route.method)
+                continue
+            }
+            do {
+                return try route.handler(request, params)
+            } catch let error as DFSError {
+                return .respond(.error(error))
+            } catch {
+                logger.error("unhandled error in \(request.method) \(request.path): \(error)")
+                return .respond(.error(DFSError(500, .internal, "internal error")))
+            }
+        }
+        if !allowed.isEmpty {
+            let allow = Set(allowed + (allowed.contains("GET") ? ["HEAD"] : [])).sorted().joined(separator: ", ")
+            return .respond(
+                .error(
+                    DFSError(405, .methodNotAllowed, "\(request.method) is not allowed on \(request.path)"),
+                    headers: [HTTPHeader("Allow", allow)]))
+        }
+        return .respond(.error(.notFound("no route for \(request.method) \(request.path)")))
+    }
+
+    /// Runs a handler body, mapping thrown errors to the error shape.
+    public static func answer(_ body: () throws -> Response) -> Response {
+        do {
+            return try body()
+        } catch let error as DFSError {
+            return .error(error)
+        } catch {
+            return .error(DFSError(500, .internal, "internal error"))
+        }
+    }
+
+    static func describe(_ error: Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, _): return "missing field '\(key.stringValue)'"
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return "wrong type for '\(path)'"
+        case DecodingError.dataCorrupted: return "not valid JSON"
+        default: return "cannot decode"
+        }
+    }
+}

@@ -1,0 +1,114 @@
+import DFSProtocol
+import Foundation
+import ServerKit
+import Testing
+
+@Suite struct ConfigFileTests {
+    let keys: Set<String> = ["listen", "data_dir", "threads"]
+
+    @Test func parsesValuesCommentsAndDefaults() throws {
+        let text = """
+            # a comment
+            listen = 127.0.0.1:6000   # trailing comment
+
+            threads=8
+            """
+        let file = try ConfigFile(path: "x.conf", text: text, allowedKeys: keys)
+        #expect(try file.listenAddress("listen", default: "127.0.0.1:5000") == ListenAddress(host: "127.0.0.1", port: 6000))
+        #expect(try file.integer("threads", default: 4, range: 1...64) == 8)
+        #expect(try file.string("data_dir", default: "var/d") == "var/d")
+    }
+
+    @Test func unknownKeyNamesFileAndLine() {
+        do {
+            _ = try ConfigFile(path: "etc/d.conf", text: "listen = 127.0.0.1:1\n\nbogus = 1\n", allowedKeys: keys)
+            Issue.record("an unknown key was accepted")
+        } catch {
+            #expect(error.description.hasPrefix("etc/d.conf:3: unknown key 'bogus'"))
+        }
+    }
+
+    @Test func badValuesNameTheLine() throws {
+        let file = try ConfigFile(path: "f.conf", text: "threads = many\nlisten = nowhere\n", allowedKeys: keys)
+        #expect(throws: ConfigError.self) { try file.integer("threads", default: 4, range: 1...64) }
+        do {
+            _ = try file.integer("threads", default: 4, range: 1...64)
+        } catch {
+            #expect(error.description.hasPrefix("f.conf:1:"))
+        }
+        do {
+            _ = try file.listenAddress("listen", default: "127.0.0.1:5000")
+            Issue.record("a bad listen address was accepted")
+        } catch {
+            #expect(error.description.hasPrefix("f.conf:2:"))
+        }
+    }
+
+    @Test func rejectsLinesWithoutEqualsAndRepeats() {
+        #expect(throws: ConfigError.self) { try ConfigFile(path: "f", text: "listen\n", allowedKeys: keys) }
+        #expect(throws: ConfigError.self) {
+            try ConfigFile(path: "f", text: "threads = 1\nthreads = 2\n", allowedKeys: keys)
+        }
+    }
+
+    @Test func listenAddressForms() {
+        #expect(ListenAddress("[::1]:5000") == ListenAddress(host: "::1", port: 5000))
+        #expect(ListenAddress("localhost:0")?.port == 0)
+        #expect(ListenAddress("127.0.0.1") == nil)
+        #expect(ListenAddress("127.0.0.1:70000") == nil)
+    }
+}
+
+@Suite struct TicketTests {
+    @Test func signsAndVerifiesPerOperationAndBlob() throws {
+        let signer = try #require(TicketSigner(hexKey: TicketSigner.newKey()))
+        let ticket = signer.sign(.put, fileId: 18, version: 3)
+        #expect(signer.verify(ticket, .put, fileId: 18, version: 3))
+        #expect(!signer.verify(ticket, .delete, fileId: 18, version: 3))
+        #expect(!signer.verify(ticket, .put, fileId: 18, version: 4))
+        #expect(!signer.verify(ticket, .put, fileId: 19, version: 3))
+        #expect(!signer.verify("zz", .put, fileId: 18, version: 3))
+        let other = try #require(TicketSigner(hexKey: TicketSigner.newKey()))
+        #expect(!other.verify(ticket, .put, fileId: 18, version: 3))
+    }
+
+    @Test func receiptsBindSizeAndChecksum() throws {
+        let signer = try #require(TicketSigner(hexKey: TicketSigner.newKey()))
+        let receipt = signer.sign(.stored, fileId: 1, version: 2, detail: "5:abc")
+        #expect(signer.verify(receipt, .stored, fileId: 1, version: 2, detail: "5:abc"))
+        #expect(!signer.verify(receipt, .stored, fileId: 1, version: 2, detail: "6:abc"))
+    }
+
+    @Test func rejectsBadKeys() {
+        #expect(TicketSigner(hexKey: "not hex") == nil)
+        #expect(TicketSigner(hexKey: "abcd") == nil)
+    }
+}
+
+@Suite struct ByteRangeTests {
+    @Test func parsesForms() {
+        #expect(ByteRange.parse("bytes=0-9", size: 100) == .part(start: 0, end: 9))
+        #expect(ByteRange.parse("bytes=90-", size: 100) == .part(start: 90, end: 99))
+        #expect(ByteRange.parse("bytes=-10", size: 100) == .part(start: 90, end: 99))
+        #expect(ByteRange.parse("bytes=50-500", size: 100) == .part(start: 50, end: 99))
+        #expect(ByteRange.parse("bytes=100-", size: 100) == .unsatisfiable)
+        #expect(ByteRange.parse("bytes=0-1,5-6", size: 100) == .whole)
+        #expect(ByteRange.parse("items=0-1", size: 100) == .whole)
+        #expect(ByteRange.parse("bytes=5-2", size: 100) == .whole)
+    }
+}
+
+@Suite struct WireTests {
+    @Test func errorShapeIsStable() throws {
+        let data = try WireJSON.encode(ErrorBody(code: .notFound, message: "no such file"))
+        #expect(String(decoding: data, as: UTF8.self) == #"{"error":{"code":"not_found","message":"no such file"}}"#)
+    }
+
+    @Test func snakeCaseKeys() throws {
+        let data = try WireJSON.encode(RegisterClientResponse(clientId: 7))
+        #expect(String(decoding: data, as: UTF8.self) == #"{"client_id":7}"#)
+        let decoded = try WireJSON.decode(
+            RegisterFileServerRequest.self, from: Data(#"{"url":"http://h:1","capacity_bytes":5}"#.utf8))
+        #expect(decoded.capacityBytes == 5 && decoded.fileServerId == nil)
+    }
+}

@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+
+/// Runs the built `dfs` binary against a real cluster.
+@Suite(.serialized) struct CLITests {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs `dfs` with `arguments`, feeding `input` on stdin; bounded by `timeout` seconds.
+    @discardableResult
+    func dfs(_ cluster: TestCluster, _ arguments: [String], input: Data? = nil, timeout: Double = 120) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binaries.dfs)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["DFS_DIRECTORY"] = cluster.directory.url
+        environment["DFS_HOME"] = cluster.tempPath("cli-home")
+        process.environment = environment
+        let out = cluster.tempPath("cli-\(UUID().uuidString).out")
+        let err = out + ".err"
+        FileManager.default.createFile(atPath: out, contents: nil)
+        FileManager.default.createFile(atPath: err, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: out)
+        process.standardError = FileHandle(forWritingAtPath: err)
+        let stdin = Pipe()
+        process.standardInput = stdin
+        try process.run()
+        if let input { stdin.fileHandleForWriting.write(input) }
+        try stdin.fileHandleForWriting.close()
+        let done = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in done.signal() }
+        if process.isRunning && done.wait(timeout: .now() + timeout) == .timedOut {
+            process.terminate()
+            throw FixtureError("dfs \(arguments) did not finish in \(timeout) s")
+        }
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus,
+            stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+    }
+
+    @Test func tourOfTheCommands() throws {
+        let cluster = try TestCluster(fileServers: 2)
+        defer { cluster.shutdown() }
+        let local = cluster.tempPath("hello.txt")
+        try Data("hello, dfs\n".utf8).write(to: URL(fileURLWithPath: local))
+
+        #expect(try dfs(cluster, ["mkdir", "-p", "/docs/sub"]).status == 0)
+        #expect(try dfs(cluster, ["put", local, "/docs/hello.txt"]).status == 0)
+        #expect(try dfs(cluster, ["cat", "/docs/hello.txt"]).stdout == "hello, dfs\n")
+        #expect(try dfs(cluster, ["write", "/docs/piped.txt"], input: Data("from stdin".utf8)).status == 0)
+        #expect(try dfs(cluster, ["cat", "/docs/piped.txt"]).stdout == "from stdin")
+
+        let listing = try dfs(cluster, ["ls", "/docs"]).stdout
+        #expect(listing.contains("hello.txt") && listing.contains("piped.txt") && listing.contains("sub/"))
+
+        let stat = try dfs(cluster, ["stat", "/docs/hello.txt"]).stdout
+        for field in ["file id:", "file server:", "size:        11", "version:", "sha256:", "mtime:"] {
+            #expect(stat.contains(field), "stat output lacks \(field): \(stat)")
+        }
+        let json = try dfs(cluster, ["stat", "--json", "/docs/hello.txt"]).stdout
+        let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        #expect(object?["size"] as? Int == 11)
+        #expect(object?["file_id"] != nil && object?["version"] != nil && object?["sha256"] != nil)
+
+        let downloaded = cluster.tempPath("downloaded.txt")
+        #expect(try dfs(cluster, ["get", "/docs/hello.txt", downloaded]).status == 0)
+        #expect(try String(contentsOfFile: downloaded, encoding: .utf8) == "hello, dfs\n")
+
+        #expect(try dfs(cluster, ["mv", "/docs/hello.txt", "/docs/sub/renamed.txt"]).status == 0)
+        #expect(try dfs(cluster, ["cat", "/docs/sub/renamed.txt"]).stdout == "hello, dfs\n")
+        #expect(try dfs(cluster, ["rm", "-r", "/docs/sub"]).status == 0)
+
+        let servers = try dfs(cluster, ["servers"]).stdout
+        #expect(servers.split(separator: "\n").filter { $0.contains("live") }.count == 2, "\(servers)")
+    }
+
+    @Test func errorsPrintDfsPrefixAndFail() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let missing = try dfs(cluster, ["cat", "/missing.txt"])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.hasPrefix("dfs: ") && missing.stderr.contains("/missing.txt"))
+        let badPath = try dfs(cluster, ["mkdir", "relative"])
+        #expect(badPath.status != 0 && badPath.stderr.hasPrefix("dfs: "))
+        #expect(try dfs(cluster, ["mkdir", "/d"]).status == 0)
+        let notEmpty = try dfs(cluster, ["write", "/d/f"], input: Data("x".utf8))
+        #expect(notEmpty.status == 0)
+        let rm = try dfs(cluster, ["rm", "/d"])
+        #expect(rm.status != 0 && rm.stderr.contains("not empty"))
+        let down = try dfs(cluster, ["ls", "/", "--directory", "http://127.0.0.1:1"])
+        #expect(down.status != 0 && down.stderr.hasPrefix("dfs: cannot reach the directory"))
+    }
+
+    /// A 1 GiB file goes up and comes back byte-exact, and no process grows past 100 MiB resident.
+    @Test func oneGibibyteStreamsInBoundedMemory() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let source = cluster.tempPath("big.bin")
+        FileManager.default.createFile(atPath: source, contents: nil)
+        let handle = try #require(FileHandle(forWritingAtPath: source))
+        var block = Data(count: 1 << 20)
+        for index in 0..<1024 {
+            block[0] = UInt8(index & 0xFF)
+            block[1] = UInt8(index >> 8)
+            try handle.write(contentsOf: block)
+        }
+        try handle.close()
+
+        #expect(try dfs(cluster, ["put", source, "/big.bin"], timeout: 300).status == 0)
+        let copy = cluster.tempPath("big.copy")
+        #expect(try dfs(cluster, ["get", "/big.bin", copy], timeout: 300).status == 0)
+        #expect(try FileManager.default.attributesOfItem(atPath: copy)[.size] as? Int == 1 << 30)
+        #expect(FileManager.default.contentsEqual(atPath: source, andPath: copy))
+
+        let limit: Int64 = 100 << 20
+        for server in [cluster.directory] + cluster.fileServers {
+            let peak = try #require(server.peakResidentBytes)
+            #expect(peak < limit, "dfsd peak RSS \(peak >> 20) MiB")
+        }
+        var usage = rusage()
+        getrusage(RUSAGE_CHILDREN, &usage)
+        #expect(Int64(usage.ru_maxrss) * 1024 < limit, "a dfs child peaked at \(usage.ru_maxrss >> 10) MiB")
+    }
+}

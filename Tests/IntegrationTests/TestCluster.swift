@@ -1,0 +1,179 @@
+import DFSClient
+import DFSProtocol
+import Foundation
+import Synchronization
+
+/// Where the built `dfsd` and `dfs` binaries are: `$DFS_BIN_DIR` (set by `make test`), else `.build/debug`.
+enum Binaries {
+    static var directory: String {
+        if let dir = ProcessInfo.processInfo.environment["DFS_BIN_DIR"], !dir.isEmpty { return dir }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug").path
+    }
+    static var dfsd: String { directory + "/dfsd" }
+    static var dfs: String { directory + "/dfs" }
+}
+
+struct FixtureError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One running `dfsd` process; its URL is read from the ready line it prints.
+final class ServerProcess: @unchecked Sendable {
+    let process = Process()
+    let url: String
+    let logPath: String
+
+    init(arguments: [String], logPath: String, timeout: Double = 30) throws {
+        self.logPath = logPath
+        process.executableURL = URL(fileURLWithPath: Binaries.dfsd)
+        process.arguments = arguments
+        let stdout = Pipe()
+        process.standardOutput = stdout
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: logPath)
+        try process.run()
+        let found = Mutex<String?>(nil)
+        let ready = DispatchSemaphore(value: 0)
+        let reader = stdout.fileHandleForReading
+        Thread.detachNewThread {
+            var buffer = ""
+            var signalled = false
+            while true {
+                let data = reader.availableData
+                if data.isEmpty { break }
+                buffer += String(decoding: data, as: UTF8.self)
+                if !signalled, let range = buffer.range(of: "listening on ") {
+                    let rest = buffer[range.upperBound...]
+                    if let newline = rest.firstIndex(of: "\n") {
+                        found.withLock { $0 = String(rest[..<newline]) }
+                        signalled = true
+                        ready.signal()
+                    }
+                }
+            }
+            if !signalled { ready.signal() }
+        }
+        _ = ready.wait(timeout: .now() + timeout)
+        guard let url = found.withLock({ $0 }) else {
+            process.terminate()
+            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            throw FixtureError("dfsd \(arguments.joined(separator: " ")) did not start:\n\(log)")
+        }
+        self.url = url
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// Peak resident memory so far, in bytes (VmHWM), while the process runs.
+    var peakResidentBytes: Int64? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kb = line.split(separator: " ").compactMap { Int64($0) }.first ?? 0
+            return kb * 1024
+        }
+        return nil
+    }
+
+    func kill9() {
+        kill(pid, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    func stop() {
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// A directory server and N file servers on ephemeral loopback ports, with data in a temp directory.
+final class TestCluster: @unchecked Sendable {
+    let root: String
+    private(set) var directory: ServerProcess
+    private(set) var fileServers: [ServerProcess] = []
+    private var fileServerPorts: [String] = []
+
+    init(fileServers count: Int = 3, directoryConf: String = "") throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("dfs-test-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let conf = """
+            listen = 127.0.0.1:0
+            data_dir = \(root)/directory
+            heartbeat_interval_ms = 200
+            stale_after_ms = 2000
+            dead_after_ms = 10000
+            \(directoryConf)
+            """
+        try conf.write(toFile: root + "/directory.conf", atomically: true, encoding: .utf8)
+        directory = try ServerProcess(
+            arguments: ["directory", "--config", root + "/directory.conf"], logPath: root + "/directory.log")
+        for index in 0..<count {
+            fileServerPorts.append("0")
+            fileServers.append(try startFileServer(index))
+        }
+        try waitForLiveFileServers(count)
+    }
+
+    deinit { shutdown() }
+
+    func shutdown() {
+        for server in fileServers { server.stop() }
+        directory.stop()
+        try? FileManager.default.removeItem(atPath: root)
+    }
+
+    private func startFileServer(_ index: Int) throws -> ServerProcess {
+        let conf = """
+            listen = 127.0.0.1:\(fileServerPorts[index])
+            directory = \(directory.url)
+            data_dir = \(root)/fs\(index)
+            heartbeat_interval_ms = 200
+            """
+        let path = root + "/fileserver-\(index).conf"
+        try conf.write(toFile: path, atomically: true, encoding: .utf8)
+        let server = try ServerProcess(
+            arguments: ["fileserver", "--config", path], logPath: root + "/fileserver-\(index).log")
+        fileServerPorts[index] = String(server.url.split(separator: ":").last ?? "0")
+        return server
+    }
+
+    /// Waits (bounded) until the directory lists `count` live file servers.
+    func waitForLiveFileServers(_ count: Int, timeout: Double = 20) throws {
+        let client = self.client()
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let servers = try? client.fileServers(), servers.filter({ $0.state == "live" }).count >= count {
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        throw FixtureError("fewer than \(count) live file servers after \(timeout) s")
+    }
+
+    /// Restarts the directory on the same port and data (after `kill -9` when `kill` is set).
+    func restartDirectory(kill: Bool) throws {
+        if kill { directory.kill9() } else { directory.stop() }
+        let port = directory.url.split(separator: ":").last!
+        directory = try ServerProcess(
+            arguments: ["directory", "--config", root + "/directory.conf", "--listen", "127.0.0.1:\(port)"],
+            logPath: root + "/directory-restarted.log")
+    }
+
+    /// Restarts file server `index` on its port and data (after `kill -9` when `kill` is set).
+    func restartFileServer(_ index: Int, kill: Bool) throws {
+        if kill { fileServers[index].kill9() } else { fileServers[index].stop() }
+        fileServers[index] = try startFileServer(index)
+    }
+
+    /// A client with its own `DFS_HOME` inside the cluster's temp directory.
+    func client(home: String? = nil) -> DFSClient {
+        DFSClient(settings: ClientSettings(directory: directory.url, home: home ?? root + "/client-home"))
+    }
+
+    /// A fresh temp file path inside the cluster directory.
+    func tempPath(_ name: String) -> String { root + "/" + name }
+}
