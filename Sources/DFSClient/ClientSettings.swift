@@ -1,3 +1,4 @@
+import DFSProtocol
 import Foundation
 
 /// Where the client finds the directory and keeps its state.
@@ -8,6 +9,10 @@ public struct ClientSettings: Sendable {
     public var directory: String
     /// The client's state directory (`DFS_HOME`, default `~/.dfs`).
     public var home: String
+    /// How long reads and writes wait for the path's lock (`DFS_LOCK_WAIT_MS`, default 60000); -1 = do not lock.
+    public var lockWaitMs: Int64
+    /// Locks a parent process holds and lends to this one (`DFS_LOCKS`, JSON, set by `dfs lock PATH -- command`).
+    public var inheritedLocks: [LockInfo]
 
     /// Resolves settings: explicit values first, then `DFS_DIRECTORY` / `DFS_HOME`, then the defaults.
     public init(directory: String? = nil, home: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) {
@@ -16,5 +21,8 @@ public struct ClientSettings: Sendable {
         while url.hasSuffix("/") { url.removeLast() }
         self.directory = url
         self.home = home ?? environment["DFS_HOME"] ?? (NSHomeDirectory() + "/.dfs")
+        self.lockWaitMs = environment["DFS_LOCK_WAIT_MS"].flatMap { Int64($0) } ?? 60000
+        self.inheritedLocks =
+            environment["DFS_LOCKS"].flatMap { try? WireJSON.decode([LockInfo].self, from: Data($0.utf8)) } ?? []
     }
 }

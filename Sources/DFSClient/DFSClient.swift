@@ -20,10 +20,13 @@ public final class DFSClient {
     public let settings: ClientSettings
     let transport: Transport
     private var cachedClientId: Int64?
+    /// Leases this client holds (or inherited), by normalized path.
+    var heldLocks: [String: LockInfo] = [:]
 
     public init(settings: ClientSettings = ClientSettings()) {
         self.settings = settings
         self.transport = Transport(directory: settings.directory)
+        for lock in settings.inheritedLocks { heldLocks[Self.key(lock.path)] = lock }
     }
 
     // MARK: Identity
@@ -31,6 +34,10 @@ public final class DFSClient {
     /// This client's id, registering with the directory on first use and remembering it in `DFS_HOME`.
     public func clientId() throws -> Int64 {
         if let cachedClientId { return cachedClientId }
+        if let inherited = settings.inheritedLocks.first {
+            cachedClientId = inherited.clientId
+            return inherited.clientId
+        }
         let state = ClientState.load(home: settings.home)
         if let state, state.directory == settings.directory {
             cachedClientId = state.clientId
@@ -92,15 +99,26 @@ public final class DFSClient {
     public func write(
         _ path: String, length: Int64?, baseVersion: Int64? = nil, read: (Int) throws -> Data
     ) throws -> EntryInfo {
+        try withLock(path, .write) { lock in
+            try upload(path, length: length, baseVersion: baseVersion, lockToken: lock?.token, read: read)
+        }
+    }
+
+    /// One upload and commit, under the given lock token (if any).
+    private func upload(
+        _ path: String, length: Int64?, baseVersion: Int64?, lockToken: Int64?, read: (Int) throws -> Data
+    ) throws -> EntryInfo {
         let ticket = try transport.call(
-            "POST", "/writes", body: WriteRequest(path: path, clientId: try clientId(), sizeHint: length),
+            "POST", "/writes",
+            body: WriteRequest(path: path, clientId: try clientId(), sizeHint: length, lockToken: lockToken),
             as: WriteTicket.self)
         guard let target = ticket.targets.first else {
             throw DFSClientError(status: nil, code: "no_file_servers", message: "the directory offered no file server")
         }
         var hasher = SHA256()
         var size: Int64 = 0
-        let url = "\(target.url)/files/\(ticket.fileId)?version=\(ticket.version)&ticket=\(target.ticket)"
+        var url = "\(target.url)/files/\(ticket.fileId)?version=\(ticket.version)&ticket=\(target.ticket)"
+        if let fence = ticket.lockToken { url += "&fence=\(fence)" }
         let response: HTTPResponse
         do {
             response = try withoutActuallyEscaping(read) { read in
@@ -159,6 +177,12 @@ public final class DFSClient {
     /// Replicas are tried in turn while none has delivered a byte yet.
     @discardableResult
     public func read(_ path: String, range: ClosedRange<Int64>? = nil, into sink: (Data) throws -> Void) throws
+        -> EntryInfo
+    {
+        try withLock(path, .read) { _ in try download(path, range: range, into: sink) }
+    }
+
+    private func download(_ path: String, range: ClosedRange<Int64>?, into sink: (Data) throws -> Void) throws
         -> EntryInfo
     {
         let entry = try stat(path)

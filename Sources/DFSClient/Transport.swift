@@ -42,7 +42,12 @@ final class Transport {
     static func check(_ response: HTTPResponse) throws {
         guard !(200..<300).contains(response.status) else { return }
         if let body = try? WireJSON.decode(ErrorBody.self, from: response.body) {
-            throw DFSClientError(status: response.status, code: body.error.code, message: body.error.message)
+            var message = body.error.message
+            if let holders = body.error.holders, !holders.isEmpty {
+                message += " (held by " + holders.map { "client \($0.clientId) \($0.mode) lock \($0.lockId)" }
+                    .joined(separator: ", ") + ")"
+            }
+            throw DFSClientError(status: response.status, code: body.error.code, message: message)
         }
         throw DFSClientError(status: response.status, code: "http_\(response.status)", message: "HTTP \(response.status)")
     }

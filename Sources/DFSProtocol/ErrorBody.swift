@@ -13,6 +13,12 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case checksumMismatch = "checksum_mismatch"
     case forbidden = "forbidden"
     case noFileServers = "no_file_servers"
+    /// A lock could not be granted in time (409, with the holders).
+    case lockBusy = "lock_busy"
+    /// The path is write-locked by someone else (423).
+    case locked = "locked"
+    /// A write carried a fencing token older than one already used (409).
+    case staleLock = "stale_lock"
     case unavailable = "unavailable"
     case `internal` = "internal"
 }
@@ -22,15 +28,18 @@ public struct ErrorBody: Codable, Sendable, Equatable {
     public struct Detail: Codable, Sendable, Equatable {
         public var code: String
         public var message: String
-        public init(code: String, message: String) {
+        /// For `lock_busy` and `locked`: who holds the lock.
+        public var holders: [LockInfo]?
+        public init(code: String, message: String, holders: [LockInfo]? = nil) {
             self.code = code
             self.message = message
+            self.holders = holders
         }
     }
 
     public var error: Detail
 
-    public init(code: ErrorCode, message: String) {
-        self.error = Detail(code: code.rawValue, message: message)
+    public init(code: ErrorCode, message: String, holders: [LockInfo]? = nil) {
+        self.error = Detail(code: code.rawValue, message: message, holders: holders)
     }
 }

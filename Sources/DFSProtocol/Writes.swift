@@ -4,7 +4,10 @@ public struct WriteRequest: Codable, Sendable {
     public var clientId: Int64?
     /// Expected size, counted as in-flight load on the chosen file server until commit.
     public var sizeHint: Int64?
-    public init(path: String, clientId: Int64? = nil, sizeHint: Int64? = nil) {
+    /// The fencing token of the write lock the client holds on the path, if any.
+    public var lockToken: Int64?
+    public init(path: String, clientId: Int64? = nil, sizeHint: Int64? = nil, lockToken: Int64? = nil) {
+        self.lockToken = lockToken
         self.path = path
         self.clientId = clientId
         self.sizeHint = sizeHint
@@ -31,7 +34,13 @@ public struct WriteTicket: Codable, Sendable {
     /// The version the file had when the write began (nil for a new file).
     public var baseVersion: Int64?
     public var targets: [UploadTarget]
-    public init(path: String, fileId: Int64, version: Int64, baseVersion: Int64?, targets: [UploadTarget]) {
+    /// The fencing token the upload must carry (`fence=` on the file server URL), when written under a lock.
+    public var lockToken: Int64?
+    public init(
+        path: String, fileId: Int64, version: Int64, baseVersion: Int64?, targets: [UploadTarget],
+        lockToken: Int64? = nil
+    ) {
+        self.lockToken = lockToken
         self.path = path
         self.fileId = fileId
         self.version = version

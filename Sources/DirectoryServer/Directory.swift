@@ -20,6 +20,8 @@ public final class Directory: Sendable {
 
     let config: DirectoryConfig
     let logger: Logger
+    /// The locking service; writes consult it for fencing.
+    public let locks: LockService
     private let state: Mutex<State>
 
     public init(config: DirectoryConfig, logger: Logger) throws {
@@ -27,6 +29,9 @@ public final class Directory: Sendable {
         self.logger = logger
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
         let meta = try Metadata(path: config.dataDir + "/metadata.sqlite3")
+        locks = LockService(
+            tokenBase: try meta.nextEpoch() << 32, defaultLeaseMs: config.lockLeaseMs, maxWaitMs: config.lockMaxWaitMs,
+            logger: logger)
         var servers: [Int64: FileServerRow] = [:]
         for row in try meta.fileServers() { servers[row.id] = row }
         let now = Clock.monotonicMs()
@@ -103,9 +108,12 @@ public final class Directory: Sendable {
     func list(_ path: DFSPath) throws -> ListResponse {
         try state.withLock { state in
             guard let row = try state.meta.entry(at: path) else { throw DFSError.notFound("\(path) does not exist") }
-            guard row.isDir else { return ListResponse(path: path.description, entries: [try info(row, path: path, state)]) }
+            guard row.isDir else {
+                return ListResponse(path: path.description, entries: [try info(row, path: path, state)])
+            }
+            let prefix = path.isRoot ? "/" : path.description + "/"
             let entries = try state.meta.children(of: row.id).map { child in
-                try info(child, path: try path.appending(child.name), state, withReplicas: false)
+                try info(child, path: prefix + child.name, name: child.name, state, withReplicas: false)
             }
             return ListResponse(path: path.description, entries: entries)
         }
@@ -140,10 +148,11 @@ public final class Directory: Sendable {
         let path = try DirectoryRoutes.path(request.path)
         guard !path.isRoot else { throw DFSError.isADirectory("/ is a directory") }
         let sizeHint = max(0, request.sizeHint ?? 0)
+        try locks.checkWrite(path: path.description, token: request.lockToken)
         return try state.withLock { state in
             let now = Clock.monotonicMs()
             let began = try state.meta.beginWrite(
-                path, clientId: request.clientId, sizeHint: sizeHint, nowMs: Clock.wallMs()
+                path, clientId: request.clientId, sizeHint: sizeHint, fence: request.lockToken, nowMs: Clock.wallMs()
             ) {
                 let loads = state.servers.keys.map { id in
                     ServerLoad(
@@ -162,11 +171,13 @@ public final class Directory: Sendable {
                 guard let row = state.servers[id], let signer = TicketSigner(hexKey: row.ticketKey) else { return nil }
                 return UploadTarget(
                     fileServerId: id, url: row.url,
-                    ticket: signer.sign(.put, fileId: began.fileId, version: began.version))
+                    ticket: signer.sign(
+                        .put, fileId: began.fileId, version: began.version,
+                        detail: TicketSigner.fenceDetail(request.lockToken)))
             }
             return WriteTicket(
                 path: path.description, fileId: began.fileId, version: began.version, baseVersion: began.base,
-                targets: targets)
+                targets: targets, lockToken: request.lockToken)
         }
     }
 
@@ -176,9 +187,13 @@ public final class Directory: Sendable {
             throw DFSError.badRequest("size must be >= 0 and sha256 64 hex digits")
         }
         return try state.withLock { state in
-            guard let write = try state.meta.openWrite(version: request.version), write.fileId == request.fileId else {
-                throw DFSError.notFound("no open write for file \(request.fileId) version \(request.version)")
+            guard let write = try state.meta.openWrite(version: request.version), write.fileId == request.fileId,
+                write.path == path.description
+            else {
+                throw DFSError.notFound(
+                    "no open write of \(path) for file \(request.fileId) version \(request.version)")
             }
+            try locks.checkWrite(path: path.description, token: write.fence)
             let detail = "\(request.size):\(request.sha256.lowercased())"
             let confirmed = write.targets.filter { server in
                 guard let row = state.servers[server], let signer = TicketSigner(hexKey: row.ticketKey) else {
@@ -241,7 +256,13 @@ public final class Directory: Sendable {
 
     // MARK: Conversion
 
-    private func info(_ row: EntryRow, path: DFSPath, _ state: State, withReplicas: Bool = true) throws -> EntryInfo {
+    private func info(_ row: EntryRow, path: DFSPath, _ state: State) throws -> EntryInfo {
+        try info(row, path: path.description, name: path.name, state)
+    }
+
+    private func info(
+        _ row: EntryRow, path: String, name: String, _ state: State, withReplicas: Bool = true
+    ) throws -> EntryInfo {
         var replicas: [Replica]?
         if withReplicas, let fileId = row.fileId, let version = row.version {
             replicas = try state.meta.replicas(fileId: fileId, version: version).compactMap { id in
@@ -249,7 +270,7 @@ public final class Directory: Sendable {
             }
         }
         return EntryInfo(
-            path: path.description, name: path.name, type: row.isDir ? "dir" : "file", mtimeMs: row.mtimeMs,
+            path: path, name: name, type: row.isDir ? "dir" : "file", mtimeMs: row.mtimeMs,
             fileId: row.fileId, version: row.version, size: row.size, sha256: row.sha256, replicas: replicas)
     }
 }

@@ -4,7 +4,7 @@ import ServerKit
 public struct DirectoryConfig: Sendable {
     public static let keys: Set<String> = [
         "listen", "data_dir", "threads", "heartbeat_interval_ms", "stale_after_ms", "dead_after_ms",
-        "abandoned_write_ms",
+        "abandoned_write_ms", "lock_lease_ms", "lock_max_wait_ms",
     ]
 
     public var listen = ListenAddress(host: "127.0.0.1", port: 5000)
@@ -14,6 +14,8 @@ public struct DirectoryConfig: Sendable {
     public var staleAfterMs: Int64 = 6000
     public var deadAfterMs: Int64 = 30000
     public var abandonedWriteMs: Int64 = 3_600_000
+    public var lockLeaseMs: Int64 = 30000
+    public var lockMaxWaitMs: Int64 = 300_000
 
     public init() {}
 
@@ -26,6 +28,8 @@ public struct DirectoryConfig: Sendable {
         staleAfterMs = try file.integer("stale_after_ms", default: 6000, range: 100...3_600_000)
         deadAfterMs = try file.integer("dead_after_ms", default: 30000, range: 100...86_400_000)
         abandonedWriteMs = try file.integer("abandoned_write_ms", default: 3_600_000, range: 1000...604_800_000)
+        lockLeaseMs = try file.integer("lock_lease_ms", default: 30000, range: 100...86_400_000)
+        lockMaxWaitMs = try file.integer("lock_max_wait_ms", default: 300_000, range: 0...86_400_000)
         guard deadAfterMs > staleAfterMs else {
             throw ConfigError("\(file.path): dead_after_ms must be larger than stale_after_ms")
         }

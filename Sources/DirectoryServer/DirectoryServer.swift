@@ -22,6 +22,7 @@ public final class DirectoryServer: Sendable {
         self.directory = directory
         self.http = try HTTPServer(options: options) { request in router.handle(request) }
         self.maintenance = Maintenance(directory: directory, logger: logger)
+        directory.locks.start()
         maintenance.start()
     }
 
@@ -30,6 +31,7 @@ public final class DirectoryServer: Sendable {
 
     public func stop() {
         maintenance.stop()
+        directory.locks.stop()
         http.stop()
     }
 }

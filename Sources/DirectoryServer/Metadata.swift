@@ -56,6 +56,15 @@ final class Metadata {
         db = try Schema.open(path: path)
     }
 
+    /// Counts directory starts; lock tokens of this run start above `epoch << 32`, so they exceed every earlier one.
+    func nextEpoch() throws -> Int64 {
+        try db.transaction {
+            let current = try db.query("SELECT value FROM meta WHERE key = 'epoch'").first?.int(0) ?? 0
+            try db.run("INSERT OR REPLACE INTO meta(key, value) VALUES ('epoch', ?)", [.integer(current + 1)])
+            return current + 1
+        }
+    }
+
     // MARK: Clients and file servers
 
     func registerClient(nowMs: Int64) throws -> Int64 {
@@ -213,7 +222,11 @@ final class Metadata {
             var destination = to
             if let existing = try entry(at: to) {
                 guard existing.isDir, existing.id != source.id else { throw DFSError.exists("\(to) already exists") }
-                destination = try to.appending(from.name)
+                do {
+                    destination = try to.appending(from.name)
+                } catch {
+                    throw DFSError.invalidPath((error as? PathError)?.message ?? "invalid destination path")
+                }
                 if try entry(at: destination) != nil { throw DFSError.exists("\(destination) already exists") }
             }
             if source.isDir && destination.isWithin(from) {
@@ -231,7 +244,8 @@ final class Metadata {
 
     /// Records an upload about to happen: a new version of `path` (a new file id when the path is new).
     func beginWrite(
-        _ path: DFSPath, clientId: Int64?, sizeHint: Int64, nowMs: Int64, chooseTargets: () throws -> [Int64]
+        _ path: DFSPath, clientId: Int64?, sizeHint: Int64, fence: Int64?, nowMs: Int64,
+        chooseTargets: () throws -> [Int64]
     ) throws -> (fileId: Int64, version: Int64, base: Int64?, targets: [Int64]) {
         try db.transaction {
             _ = try parentDirectory(of: path)
@@ -246,8 +260,9 @@ final class Metadata {
             }
             let targets = try chooseTargets()
             try db.run(
-                "INSERT INTO writes(file_id, client_id, size_hint, created_ms) VALUES (?, ?, ?, ?)",
-                [.integer(fileId), clientId.map(SQLValue.integer) ?? .null, .integer(sizeHint), .integer(nowMs)])
+                "INSERT INTO writes(file_id, path, client_id, fence, size_hint, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                [.integer(fileId), .text(path.description), clientId.map(SQLValue.integer) ?? .null,
+                 fence.map(SQLValue.integer) ?? .null, .integer(sizeHint), .integer(nowMs)])
             let version = db.lastInsertRowID
             for server in targets {
                 try db.run(
@@ -257,14 +272,28 @@ final class Metadata {
         }
     }
 
-    /// The open write with this version, if any: its file id, size hint and target servers.
-    func openWrite(version: Int64) throws -> (fileId: Int64, sizeHint: Int64, targets: [Int64])? {
-        guard let row = try db.query("SELECT file_id, size_hint FROM writes WHERE version = ?", [.integer(version)]).first
+    /// An upload that was begun and not yet committed.
+    struct OpenWrite {
+        var fileId: Int64
+        var path: String
+        var fence: Int64?
+        var sizeHint: Int64
+        var targets: [Int64]
+    }
+
+    /// The open write with this version, if any.
+    func openWrite(version: Int64) throws -> OpenWrite? {
+        guard
+            let row = try db.query(
+                "SELECT file_id, path, fence, size_hint FROM writes WHERE version = ?", [.integer(version)]
+            ).first
         else { return nil }
         let targets = try db.query(
             "SELECT server_id FROM write_targets WHERE version = ? ORDER BY server_id", [.integer(version)]
         ).compactMap { $0.int(0) }
-        return (row.int(0) ?? 0, row.int(1) ?? 0, targets)
+        return OpenWrite(
+            fileId: row.int(0) ?? 0, path: row.text(1) ?? "", fence: row.int(2), sizeHint: row.int(3) ?? 0,
+            targets: targets)
     }
 
     /// Makes an uploaded version current. Returns the new row and the replaced version's blobs (now queued).

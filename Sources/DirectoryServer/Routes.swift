@@ -42,6 +42,23 @@ enum DirectoryRoutes {
             .json("POST", "/commits", CommitRequest.self) { _, _, body in
                 .json(try directory.commit(body))
             },
+            .jsonDeferred("POST", "/locks", LockRequest.self) { _, _, body in try directory.locks.acquire(body) },
+            .json("PUT", "/locks/{id}", RenewRequest.self) { _, params, body in
+                .json(try directory.locks.renew(lockId: try id(params), body))
+            },
+            .simple("DELETE", "/locks/{id}") { request, params in
+                try directory.locks.release(lockId: try id(params), clientId: try clientId(request))
+                return .json(OKResponse())
+            },
+            .simple("DELETE", "/locks") { request, _ in
+                let released = try directory.locks.releaseAll(
+                    path: try path(query: request).description, clientId: try clientId(request))
+                return .json(ReleaseResponse(released: released))
+            },
+            .simple("GET", "/locks") { request, _ in
+                let filter = try request.query["path"].map { try path($0).description }
+                return .json(directory.locks.list(path: filter))
+            },
         ]
     }
 
@@ -61,6 +78,20 @@ enum DirectoryRoutes {
     static func path(query request: Request) throws -> DFSPath {
         guard let text = request.query["path"] else { throw DFSError.badRequest("query parameter 'path' is required") }
         return try path(text)
+    }
+
+    static func id(_ params: PathParameters) throws -> Int64 {
+        guard let text = params["id"], let value = Int64(text), value > 0 else {
+            throw DFSError.badRequest("the id in the URL must be a positive integer")
+        }
+        return value
+    }
+
+    static func clientId(_ request: Request) throws -> Int64 {
+        guard let text = request.query["client_id"], let value = Int64(text) else {
+            throw DFSError.badRequest("query parameter 'client_id' (an integer) is required")
+        }
+        return value
     }
 
     static func flag(_ request: Request, _ name: String) throws -> Bool {

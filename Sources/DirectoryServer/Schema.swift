@@ -5,6 +5,7 @@ enum Schema {
     static let statements = """
         PRAGMA journal_mode = WAL;
         PRAGMA synchronous = FULL;
+        CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS clients(
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             registered_ms INTEGER NOT NULL);
@@ -34,7 +35,9 @@ enum Schema {
         CREATE TABLE IF NOT EXISTS writes(
             version INTEGER PRIMARY KEY AUTOINCREMENT,
             file_id INTEGER NOT NULL,
+            path TEXT NOT NULL,
             client_id INTEGER,
+            fence INTEGER,
             size_hint INTEGER NOT NULL,
             created_ms INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS write_targets(

@@ -14,10 +14,27 @@ final class Traffic: Sendable {
     var totals: (served: Int64, received: Int64) { counters.withLock { $0 } }
 }
 
+/// The highest lock token accepted per file: writes with an older token are refused (fencing).
+final class Fences: Sendable {
+    private let newestByFile = Mutex<[Int64: Int64]>([:])
+
+    func newest(_ fileId: Int64) -> Int64? { newestByFile.withLock { $0[fileId] } }
+
+    /// Records `token` for the file unless a newer one was accepted; false when `token` is stale.
+    func accept(_ token: Int64, for fileId: Int64) -> Bool {
+        newestByFile.withLock { map in
+            if let newest = map[fileId], token < newest { return false }
+            map[fileId] = token
+            return true
+        }
+    }
+}
+
 /// The state the file server's handlers share.
 final class FileService: Sendable {
     let store: FileStore
     let traffic = Traffic()
+    let fences = Fences()
     let capacityBytes: Int64
     private let identity: Mutex<Identity?>
 
@@ -44,10 +61,21 @@ final class FileService: Sendable {
     func put(_ request: Request, _ params: PathParameters) throws -> Disposition {
         let name = try blobName(request, params)
         let (serverId, signer) = try signer()
+        var fence: Int64?
+        if let text = request.query["fence"] {
+            guard let value = Int64(text) else { throw DFSError.badRequest("fence must be an integer token") }
+            fence = value
+        }
         guard let ticket = request.query["ticket"],
-            signer.verify(ticket, .put, fileId: name.fileId, version: name.version)
+            signer.verify(
+                ticket, .put, fileId: name.fileId, version: name.version, detail: TicketSigner.fenceDetail(fence))
         else {
             throw DFSError.forbidden("file \(name.fileId) version \(name.version) was not assigned to this server")
+        }
+        if let fence, let newest = fences.newest(name.fileId), fence < newest {
+            throw DFSError(
+                409, .staleLock,
+                "lock token \(fence) is older than token \(newest) already used to write file \(name.fileId)")
         }
         if let length = request.header("content-length").flatMap(Int64.init),
             length > capacityBytes - store.usage.bytes
@@ -58,7 +86,8 @@ final class FileService: Sendable {
         let upload = try store.beginUpload(name)
         return .streamBody(
             UploadConsumer(
-                upload: upload, expectedSHA256: expected, service: self, serverId: serverId, signer: signer))
+                upload: upload, expectedSHA256: expected, fence: fence, service: self, serverId: serverId,
+                signer: signer))
     }
 
     /// `GET /files/{id}?version=V`: stream a blob, honouring `Range` and `If-None-Match`.
@@ -139,12 +168,17 @@ final class FileService: Sendable {
 final class UploadConsumer: BodyConsumer {
     private let upload: Upload
     private let expectedSHA256: String?
+    private let fence: Int64?
     private let service: FileService
     private let serverId: Int64
     private let signer: TicketSigner
     private var failed = false
 
-    init(upload: Upload, expectedSHA256: String?, service: FileService, serverId: Int64, signer: TicketSigner) {
+    init(
+        upload: Upload, expectedSHA256: String?, fence: Int64?, service: FileService, serverId: Int64,
+        signer: TicketSigner
+    ) {
+        self.fence = fence
         self.upload = upload
         self.expectedSHA256 = expectedSHA256
         self.service = service
@@ -174,8 +208,15 @@ final class UploadConsumer: BodyConsumer {
                 upload.abort()
                 throw DFSError.checksumMismatch("received bytes have sha256 \(sha256), expected \(expected)")
             }
-            try service.store.install(upload)
             let name = upload.name
+            if let fence {
+                // Checked again at the end: a newer writer may have stored its bytes while these streamed in.
+                guard service.fences.accept(fence, for: name.fileId) else {
+                    upload.abort()
+                    throw DFSError(409, .staleLock, "lock token \(fence) was overtaken by a newer writer")
+                }
+            }
+            try service.store.install(upload)
             let receipt = signer.sign(
                 .stored, fileId: name.fileId, version: name.version, detail: "\(upload.size):\(sha256)")
             return .json(

@@ -40,7 +40,7 @@ let requestCompleted: MHD_RequestCompletedCallback = { _, _, requestContext, _ i
 final class Connection {
     private enum Phase {
         case discarding(Response)
-        case collecting(limit: Int, tooLarge: Response, then: (Data) -> Response, body: Data)
+        case collecting(limit: Int, tooLarge: Response, then: (Data) -> Disposition, body: Data)
         case streaming(BodyConsumer)
         case suspending(park: (Suspension) -> Void)
         case parked(Suspension)
@@ -57,6 +57,8 @@ final class Connection {
         case .respond(let response):
             phase = .discarding(response)
         case .collectBody(let limit, let tooLarge, let then):
+            phase = .collecting(limit: max(0, limit), tooLarge: tooLarge, then: { .respond(then($0)) }, body: Data())
+        case .collectBodyThen(let limit, let tooLarge, let then):
             phase = .collecting(limit: max(0, limit), tooLarge: tooLarge, then: then, body: Data())
         case .streamBody(let consumer):
             phase = .streaming(consumer)
@@ -108,7 +110,15 @@ final class Connection {
         case .collecting(_, let tooLarge, let then, let body):
             phase = .answered
             tooLarge.discard()
-            return answer(then(body), connection)
+            switch then(body) {
+            case .respond(let response):
+                return answer(response, connection)
+            case .suspend(let park):
+                phase = .suspending(park: park)
+                return bodyComplete(connection)
+            case .collectBody, .collectBodyThen, .streamBody:
+                return answer(.internalServerError, connection)
+            }
         case .streaming(let consumer):
             phase = .answered
             return answer(consumer.finish(), connection)

@@ -23,6 +23,9 @@ public enum Disposition {
     /// `Content-Length` says so (no `100 Continue`; the connection is closed), otherwise (chunked) once the rest
     /// of the body has been read and discarded.
     case collectBody(limit: Int, tooLarge: Response, then: (Data) -> Response)
+    /// Like `collectBody`, but `then` decides what comes next: `.respond` or `.suspend` (anything else is
+    /// answered 500). Lets a request with a JSON body wait without holding a thread.
+    case collectBodyThen(limit: Int, tooLarge: Response, then: (Data) -> Disposition)
     /// Hand the body to a consumer chunk by chunk.
     case streamBody(BodyConsumer)
     /// Park the connection (MHD_suspend_connection): no thread is held while waiting.

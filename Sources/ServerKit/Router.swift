@@ -29,6 +29,34 @@ public struct Route: Sendable {
         Route(method, pattern) { request, params in .respond(try handler(request, params)) }
     }
 
+    /// A route that decodes a JSON body and may park the request (`.suspend`) instead of answering at once.
+    public static func jsonDeferred<Body: Decodable>(
+        _ method: String, _ pattern: String, _ body: Body.Type, limit: Int = 1 << 20,
+        _ handler: @escaping @Sendable (Request, PathParameters, Body) throws -> Disposition
+    ) -> Route {
+        Route(method, pattern) { request, params in
+            .collectBodyThen(limit: limit, tooLarge: .error(.tooLarge("request body is larger than \(limit) bytes"))) {
+                data in
+                do {
+                    return try handler(request, params, try decodeBody(Body.self, data))
+                } catch let error as DFSError {
+                    return .respond(.error(error))
+                } catch {
+                    return .respond(.error(DFSError(500, .internal, "internal error")))
+                }
+            }
+        }
+    }
+
+    static func decodeBody<Body: Decodable>(_ type: Body.Type, _ data: Data) throws -> Body {
+        guard !data.isEmpty else { throw DFSError.badRequest("a JSON body is required") }
+        do {
+            return try WireJSON.decode(Body.self, from: data)
+        } catch {
+            throw DFSError.badRequest("malformed JSON body: \(Router.describe(error))")
+        }
+    }
+
     /// A route that decodes a JSON body (at most `limit` bytes) and answers with the handler's response.
     public static func json<Body: Decodable>(
         _ method: String, _ pattern: String, _ body: Body.Type, limit: Int = 1 << 20,
@@ -37,16 +65,7 @@ public struct Route: Sendable {
         Route(method, pattern) { request, params in
             .collectBody(limit: limit, tooLarge: .error(.tooLarge("request body is larger than \(limit) bytes"))) {
                 data in
-                Router.answer {
-                    guard !data.isEmpty else { throw DFSError.badRequest("a JSON body is required") }
-                    let decoded: Body
-                    do {
-                        decoded = try WireJSON.decode(Body.self, from: data)
-                    } catch {
-                        throw DFSError.badRequest("malformed JSON body: \(Router.describe(error))")
-                    }
-                    return try handler(request, params, decoded)
-                }
+                Router.answer { try handler(request, params, try decodeBody(Body.self, data)) }
             }
         }
     }

@@ -24,6 +24,11 @@ public struct TicketSigner: Sendable {
         keyBytes = bytes
     }
 
+    /// The ticket detail binding an upload to a lock's fencing token (empty when written without a lock).
+    public static func fenceDetail(_ token: Int64?) -> String {
+        token.map { "fence=\($0)" } ?? ""
+    }
+
     /// A new random key, as hex.
     public static func newKey() -> String {
         SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.hexString

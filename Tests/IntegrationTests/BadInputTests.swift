@@ -96,7 +96,7 @@ import Testing
         expectError(try http.send(method: "GET", url: server + "/files/1"), 400, "bad_request")
         expectError(try http.send(method: "GET", url: server + "/files/424242?version=1"), 404, "not_found")
         expectError(try http.send(method: "POST", url: server + "/files/1?version=1"), 405, "method_not_allowed")
-        expectError(try http.send(method: "GET", url: server + "/files/1?version=1", headers: [HTTPHeader("Range", "bytes=100-")]), 404, "not_found")
+        expectError(try http.send(method: "GET", url: server + "/files/424243?version=1", headers: [HTTPHeader("Range", "bytes=100-")]), 404, "not_found")
 
         let blob = "\(server)/files/\(entry.fileId!)?version=\(entry.version!)"
         let range = try http.send(method: "GET", url: blob, headers: [HTTPHeader("Range", "bytes=5-")])

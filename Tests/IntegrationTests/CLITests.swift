@@ -11,18 +11,22 @@ import Testing
 
     /// Runs `dfs` with `arguments`, feeding `input` on stdin; bounded by `timeout` seconds.
     @discardableResult
-    func dfs(_ cluster: TestCluster, _ arguments: [String], input: Data? = nil, timeout: Double = 120) throws -> Result {
+    func dfs(
+        _ cluster: TestCluster, _ arguments: [String], input: Data? = nil, timeout: Double = 120,
+        extraEnvironment: [String: String] = [:]
+    ) throws -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Binaries.dfs)
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["DFS_DIRECTORY"] = cluster.directory.url
         environment["DFS_HOME"] = cluster.tempPath("cli-home")
+        environment.merge(extraEnvironment) { $1 }
         process.environment = environment
         let out = cluster.tempPath("cli-\(UUID().uuidString).out")
         let err = out + ".err"
-        FileManager.default.createFile(atPath: out, contents: nil)
-        FileManager.default.createFile(atPath: err, contents: nil)
+        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        _ = FileManager.default.createFile(atPath: err, contents: nil)
         process.standardOutput = FileHandle(forWritingAtPath: out)
         process.standardError = FileHandle(forWritingAtPath: err)
         let stdin = Pipe()
@@ -96,12 +100,41 @@ import Testing
         #expect(down.status != 0 && down.stderr.hasPrefix("dfs: cannot reach the directory"))
     }
 
+    @Test func lockUnlockLocksAndCommandUnderLock() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let taken = try dfs(cluster, ["lock", "/f", "--write", "--ttl", "60000"])
+        #expect(taken.status == 0 && taken.stdout.hasPrefix("lock ") && taken.stdout.contains("token"))
+        let table = try dfs(cluster, ["locks", "/f"]).stdout
+        #expect(table.contains("held") && table.contains("write") && table.contains("/f"))
+        let json = try dfs(cluster, ["locks", "--json"]).stdout
+        let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        #expect((object?["holders"] as? [Any])?.count == 1)
+
+        // Another client cannot take it: a clear message and a failure.
+        let busy = try dfs(cluster, ["lock", "/f"], extraEnvironment: ["DFS_HOME": cluster.tempPath("other-home")])
+        #expect(busy.status != 0 && busy.stderr.hasPrefix("dfs: ") && busy.stderr.contains("locked"))
+
+        #expect(try dfs(cluster, ["unlock", "/f"]).status == 0)
+        #expect(try dfs(cluster, ["unlock", "/f"]).status != 0, "nothing left to unlock")
+
+        // `--` runs a command while holding the lock; dfs inside it uses the lent lock instead of waiting.
+        let script = "echo locked-write | \(Binaries.dfs) write /f && \(Binaries.dfs) locks /f"
+        let run = try dfs(cluster, ["lock", "/f", "--wait", "1000", "--", "sh", "-c", script])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("held"))
+        #expect(try dfs(cluster, ["cat", "/f"]).stdout == "locked-write\n")
+        #expect(!(try dfs(cluster, ["locks", "/f"]).stdout.contains("held")), "released after the command")
+        let failing = try dfs(cluster, ["lock", "/f", "--", "sh", "-c", "exit 3"])
+        #expect(failing.status == 3)
+    }
+
     /// A 1 GiB file goes up and comes back byte-exact, and no process grows past 100 MiB resident.
     @Test func oneGibibyteStreamsInBoundedMemory() throws {
         let cluster = try TestCluster(fileServers: 1)
         defer { cluster.shutdown() }
         let source = cluster.tempPath("big.bin")
-        FileManager.default.createFile(atPath: source, contents: nil)
+        _ = FileManager.default.createFile(atPath: source, contents: nil)
         let handle = try #require(FileHandle(forWritingAtPath: source))
         var block = Data(count: 1 << 20)
         for index in 0..<1024 {
@@ -123,7 +156,7 @@ import Testing
             #expect(peak < limit, "dfsd peak RSS \(peak >> 20) MiB")
         }
         var usage = rusage()
-        getrusage(RUSAGE_CHILDREN, &usage)
+        getrusage(RUSAGE_CHILDREN.rawValue, &usage)
         #expect(Int64(usage.ru_maxrss) * 1024 < limit, "a dfs child peaked at \(usage.ru_maxrss >> 10) MiB")
     }
 }

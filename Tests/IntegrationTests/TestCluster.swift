@@ -32,7 +32,7 @@ final class ServerProcess: @unchecked Sendable {
         process.arguments = arguments
         let stdout = Pipe()
         process.standardOutput = stdout
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process.standardError = FileHandle(forWritingAtPath: logPath)
         try process.run()
         let found = Mutex<String?>(nil)
@@ -170,8 +170,10 @@ final class TestCluster: @unchecked Sendable {
     }
 
     /// A client with its own `DFS_HOME` inside the cluster's temp directory.
-    func client(home: String? = nil) -> DFSClient {
-        DFSClient(settings: ClientSettings(directory: directory.url, home: home ?? root + "/client-home"))
+    func client(home: String? = nil, lockWaitMs: Int64 = 60000) -> DFSClient {
+        var settings = ClientSettings(directory: directory.url, home: home ?? root + "/client-home", environment: [:])
+        settings.lockWaitMs = lockWaitMs
+        return DFSClient(settings: settings)
     }
 
     /// A fresh temp file path inside the cluster directory.

@@ -1,0 +1,223 @@
+import DFSCore
+import DFSProtocol
+import Foundation
+import Logging
+import MicroHTTPD
+import ServerKit
+import Synchronization
+
+/// The locking service: the pure `LockTable` behind a lock, parked HTTP requests for waiters, and a timer thread
+/// for lease expiry and wait deadlines.
+///
+/// A waiting request holds no thread: the handler parks it (libmicrohttpd suspend) and the grant — from a release,
+/// an expiry or a timeout — resumes it with the answer.
+public final class LockService: Sendable {
+    private let table: Mutex<LockTable>
+    private let slots = Mutex<[Int64: WaiterSlot]>([:])
+    private let defaultLeaseMs: Int64
+    private let maxWaitMs: Int64
+    /// Tokens below this were handed out by an earlier run of the directory.
+    let tokenBase: Int64
+    private let logger: Logger
+    private let changed = DispatchSemaphore(value: 0)
+    private let stopped = Mutex(false)
+    private let done = DispatchSemaphore(value: 0)
+
+    init(tokenBase: Int64, defaultLeaseMs: Int64, maxWaitMs: Int64, logger: Logger) {
+        self.table = Mutex(LockTable(tokenBase: tokenBase))
+        self.tokenBase = tokenBase
+        self.defaultLeaseMs = defaultLeaseMs
+        self.maxWaitMs = maxWaitMs
+        self.logger = logger
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            runTimer()
+            done.signal()
+        }
+        thread.name = "dfs-lock-timer"
+        thread.start()
+    }
+
+    func stop() {
+        stopped.withLock { $0 = true }
+        changed.signal()
+        done.wait()
+    }
+
+    // MARK: Requests
+
+    /// `POST /locks`: grant now, answer busy, or park the request until granted or timed out.
+    func acquire(_ request: LockRequest) throws -> Disposition {
+        let path = try DirectoryRoutes.path(request.path).description
+        guard let mode = LockTable.Mode(rawValue: request.mode) else {
+            throw DFSError.badRequest("mode must be 'read' or 'write'")
+        }
+        let ttl = request.ttlMs ?? defaultLeaseMs
+        guard (100...86_400_000).contains(ttl) else { throw DFSError.badRequest("ttl_ms must be 100 to 86400000") }
+        let wait = request.waitMs ?? 0
+        guard wait >= 0 else { throw DFSError.badRequest("wait_ms must not be negative") }
+        let now = Clock.monotonicMs()
+        let result = table.withLock {
+            $0.acquire(
+                path: path, clientId: request.clientId, mode: mode, ttlMs: ttl, waitMs: min(wait, maxWaitMs),
+                nowMs: now)
+        }
+        switch result {
+        case .granted(let lease):
+            changed.signal()
+            return .respond(.json(info(lease, now: now)))
+        case .busy(let holders):
+            return .respond(busy(path, holders, now: now))
+        case .queued(let waiter):
+            let slot = WaiterSlot()
+            slots.withLock { $0[waiter.requestId] = slot }
+            changed.signal()
+            return .suspend { suspension in slot.park(suspension) }
+        }
+    }
+
+    /// `PUT /locks/{id}`: extend a lease.
+    func renew(lockId: Int64, _ request: RenewRequest) throws -> LockInfo {
+        let ttl = request.ttlMs ?? defaultLeaseMs
+        guard (100...86_400_000).contains(ttl) else { throw DFSError.badRequest("ttl_ms must be 100 to 86400000") }
+        let now = Clock.monotonicMs()
+        do {
+            let lease = try table.withLock { table throws(LockTable.LockError) in
+                try table.renew(lockId: lockId, clientId: request.clientId, ttlMs: ttl, nowMs: now)
+            }
+            changed.signal()
+            return info(lease, now: now)
+        } catch {
+            throw Self.map(error, lockId)
+        }
+    }
+
+    /// `DELETE /locks/{id}`: end a lease and hand the lock on.
+    func release(lockId: Int64, clientId: Int64) throws {
+        let now = Clock.monotonicMs()
+        do {
+            let outcomes = try table.withLock { table throws(LockTable.LockError) in
+                try table.release(lockId: lockId, clientId: clientId, nowMs: now)
+            }
+            deliver(outcomes, now: now)
+        } catch {
+            throw Self.map(error, lockId)
+        }
+    }
+
+    /// `DELETE /locks?path=&client_id=`: end every lease the client holds on the path.
+    func releaseAll(path: String, clientId: Int64) throws -> Int64 {
+        let now = Clock.monotonicMs()
+        let (count, outcomes) = table.withLock { table -> (Int64, [LockTable.Outcome]) in
+            var outcomes: [LockTable.Outcome] = []
+            let mine = table.leases(of: clientId, on: path)
+            for lease in mine {
+                outcomes += (try? table.release(lockId: lease.lockId, clientId: clientId, nowMs: now)) ?? []
+            }
+            return (Int64(mine.count), outcomes)
+        }
+        deliver(outcomes, now: now)
+        return count
+    }
+
+    /// `GET /locks`: holders and waiters.
+    func list(path: String?) -> LocksResponse {
+        let now = Clock.monotonicMs()
+        let (holders, waiters) = table.withLock { $0.snapshot(path: path) }
+        return LocksResponse(
+            holders: holders.map { info($0, now: now) },
+            waiters: waiters.map {
+                LockWaiterInfo(path: $0.path, clientId: $0.clientId, mode: $0.mode.rawValue, waitsForMs: $0.deadlineMs - now)
+            })
+    }
+
+    // MARK: Checks for writes
+
+    /// Refuses writes to a path write-locked by someone else (423), and writes with a stale token (409).
+    func checkWrite(path: String, token: Int64?) throws {
+        let (writer, latest) = table.withLock { ($0.writer(of: path), $0.latestWriteToken(of: path)) }
+        if let token, token <= tokenBase || token < (latest ?? 0) {
+            throw DFSError(
+                409, .staleLock, "lock token \(token) on \(path) is stale: a newer writer has held the lock since")
+        }
+        if let writer, writer.token != token {
+            throw DFSError(
+                423, .locked, "\(path) is write-locked by client \(writer.clientId) (lock \(writer.lockId))")
+        }
+    }
+
+    // MARK: Internals
+
+    private func runTimer() {
+        while !stopped.withLock({ $0 }) {
+            let now = Clock.monotonicMs()
+            let outcomes = table.withLock { $0.tick(nowMs: now) }
+            deliver(outcomes, now: now)
+            let next = table.withLock { $0.nextDeadlineMs }
+            let waitMs = max(1, min(1000, (next ?? (now + 1000)) - Clock.monotonicMs()))
+            _ = changed.wait(timeout: .now() + .milliseconds(Int(waitMs)))
+        }
+        // Answer whoever is still parked: the server is going away.
+        let parked = slots.withLock { slots in
+            defer { slots.removeAll() }
+            return Array(slots.values)
+        }
+        for slot in parked { slot.answer(.error(.unavailable("the directory server is stopping"))) }
+    }
+
+    private func deliver(_ outcomes: [LockTable.Outcome], now: Int64) {
+        for outcome in outcomes {
+            switch outcome {
+            case .granted(let requestId, let lease):
+                slots.withLock { $0.removeValue(forKey: requestId) }?.answer(.json(info(lease, now: now)))
+            case .timedOut(let requestId, let path, let holders):
+                slots.withLock { $0.removeValue(forKey: requestId) }?.answer(busy(path, holders, now: now))
+            }
+        }
+    }
+
+    private func busy(_ path: String, _ holders: [LockTable.Lease], now: Int64) -> Response {
+        let body = ErrorBody(
+            code: .lockBusy, message: "\(path) is locked",
+            holders: holders.map { info($0, now: now) })
+        return .json(body, status: 409)
+    }
+
+    private func info(_ lease: LockTable.Lease, now: Int64) -> LockInfo {
+        LockInfo(
+            lockId: lease.lockId, path: lease.path, clientId: lease.clientId, mode: lease.mode.rawValue,
+            token: lease.token, expiresInMs: lease.expiresAtMs - now)
+    }
+
+    private static func map(_ error: LockTable.LockError, _ lockId: Int64) -> DFSError {
+        switch error {
+        case .notFound: return .notFound("lock \(lockId) is not held (released or expired)")
+        case .notOwner: return .forbidden("lock \(lockId) belongs to another client")
+        }
+    }
+}
+
+/// Meets a parked request and its answer, whichever comes first.
+final class WaiterSlot: Sendable {
+    private let state = Mutex<(suspension: Suspension?, answer: Response?)>((nil, nil))
+
+    func park(_ suspension: Suspension) {
+        let ready = state.withLock { state -> Response? in
+            if let answer = state.answer { return answer }
+            state.suspension = suspension
+            return nil
+        }
+        if let ready { suspension.resume(with: ready) }
+    }
+
+    func answer(_ response: Response) {
+        let parked = state.withLock { state -> Suspension? in
+            if let suspension = state.suspension { return suspension }
+            state.answer = response
+            return nil
+        }
+        parked?.resume(with: response)
+    }
+}
