@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev pkg-config curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build release test run lint clean
+.PHONY: all deps build release test run lint bench clean
 
 all: build
 
@@ -29,6 +29,10 @@ test: deps
 
 run: release
 	DFS_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" scripts/run-cluster.sh
+
+# Benchmarks (release build): each prints a table with a reference measured in the same run.
+bench: release
+	"$$($(SWIFT) build -c release --show-bin-path)/dfs-bench" locks --rounds 1000
 
 # Unsafe code and C modules stay in the wrapper targets.
 lint:

@@ -80,6 +80,9 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
+        // Benchmarks (bench/): print a table with a reference measured in the same run.
+        .executableTarget(name: "dfs-bench", dependencies: ["DFSClient", "DFSProtocol", "Curl"], path: "bench/dfs-bench"),
+
         // Tests, in layers: pure units, wrappers on loopback, real processes.
         .testTarget(name: "DFSCoreTests", dependencies: ["DFSCore", "DFSProtocol", "ServerKit"]),
         .testTarget(name: "WrapperTests", dependencies: ["MicroHTTPD", "Curl", "SQLite"]),

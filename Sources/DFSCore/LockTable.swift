@@ -69,8 +69,6 @@ public struct LockTable: Sendable {
     private var nextLockId: Int64 = 1
     private var nextRequestId: Int64 = 1
     private var lastToken: Int64
-    /// The largest write token granted per path, kept after release, so stale holders can be refused.
-    private var lastWriteToken: [String: Int64] = [:]
 
     /// - Parameter tokenBase: tokens start above this; pass a value above every token of an earlier run.
     public init(tokenBase: Int64 = 0) {
@@ -90,9 +88,6 @@ public struct LockTable: Sendable {
 
     /// The write lease on a path, if any.
     public func writer(of path: String) -> Lease? { paths[path]?.holders.first { $0.mode == .write } }
-
-    /// The largest write token ever granted on `path`.
-    public func latestWriteToken(of path: String) -> Int64? { lastWriteToken[path] }
 
     /// The earliest time at which `tick` has something to do (a lease expiry or a waiter deadline).
     public var nextDeadlineMs: Int64? {
@@ -216,7 +211,6 @@ public struct LockTable: Sendable {
             expiresAtMs: nowMs + ttlMs)
         nextLockId += 1
         pathOfLock[lease.lockId] = path
-        if mode == .write { lastWriteToken[path] = lastToken }
         return lease
     }
 }

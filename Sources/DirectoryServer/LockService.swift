@@ -16,8 +16,6 @@ public final class LockService: Sendable {
     private let slots = Mutex<[Int64: WaiterSlot]>([:])
     private let defaultLeaseMs: Int64
     private let maxWaitMs: Int64
-    /// Tokens below this were handed out by an earlier run of the directory.
-    let tokenBase: Int64
     private let logger: Logger
     private let changed = DispatchSemaphore(value: 0)
     private let stopped = Mutex(false)
@@ -25,7 +23,6 @@ public final class LockService: Sendable {
 
     init(tokenBase: Int64, defaultLeaseMs: Int64, maxWaitMs: Int64, logger: Logger) {
         self.table = Mutex(LockTable(tokenBase: tokenBase))
-        self.tokenBase = tokenBase
         self.defaultLeaseMs = defaultLeaseMs
         self.maxWaitMs = maxWaitMs
         self.logger = logger
@@ -135,14 +132,19 @@ public final class LockService: Sendable {
 
     // MARK: Checks for writes
 
-    /// Refuses writes to a path write-locked by someone else (423), and writes with a stale token (409).
+    /// Lets a write through only when it fits the path's lock: with a token, that token must be the current
+    /// write lease's (else 409 `stale_lock`: the lease ended or was never granted); without one, nobody may hold
+    /// the write lock (else 423 `locked`).
     func checkWrite(path: String, token: Int64?) throws {
-        let (writer, latest) = table.withLock { ($0.writer(of: path), $0.latestWriteToken(of: path)) }
-        if let token, token <= tokenBase || token < (latest ?? 0) {
-            throw DFSError(
-                409, .staleLock, "lock token \(token) on \(path) is stale: a newer writer has held the lock since")
-        }
-        if let writer, writer.token != token {
+        let writer = table.withLock { $0.writer(of: path) }
+        if let token {
+            guard writer?.token == token else {
+                throw DFSError(
+                    409, .staleLock,
+                    "lock token \(token) on \(path) is not the current write lock's: the lease ended or another writer holds it"
+                )
+            }
+        } else if let writer {
             throw DFSError(
                 423, .locked, "\(path) is write-locked by client \(writer.clientId) (lock \(writer.lockId))")
         }

@@ -122,7 +122,7 @@ import Testing
         #expect(table.holders(of: "/f").isEmpty)
     }
 
-    @Test func writeTokensIncreaseAndSurviveRelease() throws {
+    @Test func tokensIncreaseAcrossGrantsAndStartAboveTheBase() throws {
         var table = LockTable(tokenBase: 1 << 32)
         var last: Int64 = 1 << 32
         for client in 1...5 {
@@ -131,7 +131,6 @@ import Testing
             last = lease.token
             _ = try table.release(lockId: lease.lockId, clientId: Int64(client), nowMs: 1)
         }
-        #expect(table.latestWriteToken(of: "/f") == last)
         #expect(table.snapshot().holders.isEmpty)
     }
 

@@ -42,7 +42,7 @@ import Testing
         let code = source.split(separator: "\n", omittingEmptySubsequences: false)
             .filter { !$0.trimmingCharacters(in: .whitespaces).hasPrefix("//") }
             .joined(separator: "\n")
-        let declaration = try Regex(#"(?:simple|json|Route)\(\s*"([A-Z]+)"\s*,\s*"(/[^"]*)""#)
+        let declaration = try Regex(#"(?:simple|jsonDeferred|json|Route)\(\s*"([A-Z]+)"\s*,\s*"(/[^"]*)""#)
         var found = Set<Endpoint>()
         for match in code.matches(of: declaration) {
             guard let method = match.output[1].substring, let path = match.output[2].substring else { continue }

@@ -1,0 +1,161 @@
+internal import CCurl
+import Foundation
+
+/// Per-request state that libcurl's callbacks reach through their `void*` context.
+///
+/// It lives only for one synchronous `curl_easy_perform`: `HTTPClient` passes it unretained and keeps it alive with
+/// `withExtendedLifetime`. Callbacks never throw into C: a Swift error is stored in `error` and the callback returns
+/// curl's failure value (0 from a write callback, `CURL_READFUNC_ABORT` from the read callback).
+final class Transfer {
+    private let easy: EasyHandle
+    private let bodyLimit: Int
+    private let onBody: ((Data) throws -> Void)?
+    private let upload: ((Int) throws -> Data)?
+    private let uploadLength: Int64?
+
+    /// Header fields of the current response, names lowercased.
+    private(set) var headers: [String: String] = [:]
+    /// The collected body (non-2xx, or 2xx without `onBody`).
+    private(set) var body = Data()
+    /// The first error thrown by a user closure or detected here; rethrown once the transfer has stopped.
+    private(set) var error: (any Error)?
+
+    /// Whether the current response's body goes to `onBody`; decided at its first byte, nil before.
+    private var streamsBody: Bool?
+    /// The status of the response whose body is arriving (valid once `streamsBody` is set).
+    private var status = 0
+    private var lastHeaderName: String?
+    /// Bytes `upload` returned beyond what curl asked for, sent on the next read callbacks.
+    private var pendingUpload = Data()
+    private var uploadedBytes: Int64 = 0
+
+    init(
+        easy: EasyHandle, bodyLimit: Int, onBody: ((Data) throws -> Void)?, upload: ((Int) throws -> Data)?,
+        uploadLength: Int64?
+    ) {
+        self.easy = easy
+        self.bodyLimit = max(0, bodyLimit)
+        self.onBody = onBody
+        self.upload = upload
+        self.uploadLength = uploadLength
+    }
+
+    /// Registers the callbacks and their context on the handle. The caller keeps `self` alive during perform.
+    func install() throws {
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        try easy.set(CURLOPT_WRITEDATA, pointer: context)
+        try easy.set(
+            CURLOPT_WRITEFUNCTION,
+            write: { buffer, size, count, context in
+                let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+                return transfer.receiveBody(UnsafeRawBufferPointer(start: buffer, count: size * count))
+            })
+        try easy.set(CURLOPT_HEADERDATA, pointer: context)
+        try easy.set(
+            CURLOPT_HEADERFUNCTION,
+            write: { buffer, size, count, context in
+                let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+                return transfer.receiveHeader(UnsafeRawBufferPointer(start: buffer, count: size * count))
+            })
+        if upload != nil {
+            try easy.set(CURLOPT_READDATA, pointer: context)
+            try easy.set(read: { buffer, size, count, context in
+                let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+                return transfer.fill(UnsafeMutableRawBufferPointer(start: buffer, count: size * count))
+            })
+        }
+    }
+
+    // MARK: - Response
+
+    /// `CURLOPT_WRITEFUNCTION`: returns `bytes.count` to go on, 0 to abort with `CURLE_WRITE_ERROR`.
+    private func receiveBody(_ bytes: UnsafeRawBufferPointer) -> Int {
+        if streamsBody == nil {
+            // Safe to ask here: the status line has been parsed before the first body byte.
+            status = easy.responseCode
+            streamsBody = (200..<300).contains(status) && onBody != nil
+        }
+        let success = (200..<300).contains(status)
+        if streamsBody == true, let onBody {
+            do {
+                try onBody(Data(bytes))
+            } catch {
+                self.error = error
+                return 0
+            }
+            return bytes.count
+        }
+        let room = bodyLimit - body.count
+        if bytes.count > room && success {
+            // A truncated 2xx body would look like valid data to the caller: fail instead.
+            error = CurlError(
+                code: Int(CURLE_FILESIZE_EXCEEDED.rawValue),
+                message: "response body of status \(status) exceeds bodyLimit (\(bodyLimit) bytes)")
+            return 0
+        }
+        // Non-2xx bodies are diagnostics: keep the first bodyLimit bytes, drain the rest so the connection stays usable.
+        body.append(contentsOf: bytes.prefix(max(0, room)))
+        return bytes.count
+    }
+
+    /// `CURLOPT_HEADERFUNCTION`: called once per header line, status line and final empty line included.
+    private func receiveHeader(_ bytes: UnsafeRawBufferPointer) -> Int {
+        let line = String(decoding: bytes, as: UTF8.self)
+        if line.hasPrefix("HTTP/") {
+            // A new response (after a 1xx, say): keep only the last one's headers and body.
+            headers = [:]
+            body = Data()
+            streamsBody = nil
+            lastHeaderName = nil
+        } else if line.first == " " || line.first == "\t" {
+            // Obsolete line folding: the line continues the previous field's value.
+            if let name = lastHeaderName, let value = headers[name] {
+                headers[name] = value + " " + line.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+        } else if let colon = line.firstIndex(of: ":") {
+            let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+            if let existing = headers[name] {
+                headers[name] = existing + ", " + value
+            } else {
+                headers[name] = value
+            }
+            lastHeaderName = name
+        }
+        return bytes.count
+    }
+
+    // MARK: - Upload
+
+    /// `CURLOPT_READFUNCTION`: fills `buffer`; 0 ends the body, `CURL_READFUNC_ABORT` aborts the transfer.
+    private func fill(_ buffer: UnsafeMutableRawBufferPointer) -> Int {
+        guard let upload else { return 0 }
+        if pendingUpload.isEmpty {
+            do {
+                pendingUpload = try upload(buffer.count)
+            } catch {
+                self.error = error
+                return Int(CURL_READFUNC_ABORT)
+            }
+            if pendingUpload.isEmpty {
+                if let uploadLength, uploadedBytes != uploadLength {
+                    return abortUpload("upload stream ended after \(uploadedBytes) of \(uploadLength) bytes")
+                }
+                return 0
+            }
+        }
+        let count = min(buffer.count, pendingUpload.count)
+        pendingUpload.copyBytes(to: UnsafeMutableRawBufferPointer(rebasing: buffer[..<count]), count: count)
+        pendingUpload = pendingUpload.dropFirst(count)
+        uploadedBytes += Int64(count)
+        if let uploadLength, uploadedBytes > uploadLength {
+            return abortUpload("upload stream produced more than its length of \(uploadLength) bytes")
+        }
+        return count
+    }
+
+    private func abortUpload(_ message: String) -> Int {
+        error = CurlError(code: Int(CURLE_READ_ERROR.rawValue), message: message)
+        return Int(CURL_READFUNC_ABORT)
+    }
+}

@@ -1,0 +1,24 @@
+import Curl
+import DFSClient
+import DFSProtocol
+import Foundation
+import Synchronization
+
+// dfs-bench: benchmarks against a cluster it starts itself on loopback (bounded in count and time).
+//
+//   dfs-bench locks [--rounds N]    lock hand-over latency and uncontended acquire+release rate
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+guard let suite = arguments.first else {
+    FileHandle.standardError.write(Data("usage: dfs-bench locks [--rounds N]\n".utf8))
+    exit(2)
+}
+let rounds = arguments.firstIndex(of: "--rounds").flatMap { Int(arguments[$0 + 1]) } ?? 500
+
+switch suite {
+case "locks":
+    try LockBench(rounds: rounds).run()
+default:
+    FileHandle.standardError.write(Data("dfs-bench: unknown suite \(suite)\n".utf8))
+    exit(2)
+}
