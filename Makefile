@@ -33,6 +33,7 @@ run: release
 # Benchmarks (release build): each prints a table with a reference measured in the same run.
 bench: release
 	"$$($(SWIFT) build -c release --show-bin-path)/dfs-bench" locks --rounds 1000
+	"$$($(SWIFT) build -c release --show-bin-path)/dfs-bench" cache --rounds 5
 
 # Unsafe code and C modules stay in the wrapper targets.
 lint:

@@ -59,9 +59,12 @@ let package = Package(
 
         // Client side.
         .target(
+            name: "ClientCache",
+            dependencies: ["SQLite", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
             name: "DFSClient",
             dependencies: [
-                "Curl", "DFSProtocol", "DFSCore",
+                "Curl", "DFSProtocol", "DFSCore", "ClientCache",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
 
@@ -86,6 +89,7 @@ let package = Package(
         // Tests, in layers: pure units, wrappers on loopback, real processes.
         .testTarget(name: "DFSCoreTests", dependencies: ["DFSCore", "DFSProtocol", "ServerKit"]),
         .testTarget(name: "WrapperTests", dependencies: ["MicroHTTPD", "Curl", "SQLite"]),
+        .testTarget(name: "ClientCacheTests", dependencies: ["ClientCache"]),
         .testTarget(name: "IntegrationTests", dependencies: ["DFSClient", "DFSProtocol", "Curl"]),
     ]
 )

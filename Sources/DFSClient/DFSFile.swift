@@ -22,10 +22,17 @@ extension DFSClient {
             }
             return DFSFile(client: self, path: path, mode: mode, localPath: local, handle: handle, entry: entry)
         case .write:
+            // The version at open: close refuses to overwrite a change made meanwhile (409 conflict).
+            var base: EntryInfo?
+            do {
+                base = try stat(path)
+            } catch let error as DFSClientError where error.code == "not_found" {
+                base = nil
+            }
             guard FileManager.default.createFile(atPath: local, contents: nil),
                 let handle = FileHandle(forUpdatingAtPath: local)
             else { throw DFSClientError.io("cannot create the local file \(local)") }
-            return DFSFile(client: self, path: path, mode: mode, localPath: local, handle: handle, entry: nil)
+            return DFSFile(client: self, path: path, mode: mode, localPath: local, handle: handle, entry: base)
         }
     }
 }
@@ -34,7 +41,7 @@ extension DFSClient {
 public final class DFSFile {
     public let path: String
     public let mode: OpenMode
-    /// The entry as read at open (for `.read`), or as committed by `close()` (for `.write`).
+    /// The entry as read at open (for `.read`; for `.write` the version it replaces), or as committed by `close()`.
     public private(set) var entry: EntryInfo?
     private let client: DFSClient
     private let localPath: String
@@ -79,7 +86,7 @@ public final class DFSFile {
             unlink(localPath)
         }
         if mode == .write {
-            entry = try client.put(localPath: localPath, to: path)
+            entry = try client.put(localPath: localPath, to: path, baseVersion: entry?.version)
         }
         return entry
     }

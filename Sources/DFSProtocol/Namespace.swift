@@ -20,6 +20,8 @@ public struct EntryInfo: Codable, Sendable, Equatable {
     public var size: Int64?
     public var sha256: String?
     public var replicas: [Replica]?
+    /// The client holding the write lock on this path, if any (`GET /stat` only).
+    public var writeLockedBy: Int64?
 
     public var isDirectory: Bool { type == "dir" }
 

@@ -132,6 +132,12 @@ public final class LockService: Sendable {
 
     // MARK: Checks for writes
 
+    /// The current write lease on a path, if any.
+    func writer(of path: String) -> LockInfo? {
+        let now = Clock.monotonicMs()
+        return table.withLock { $0.writer(of: path) }.map { info($0, now: now) }
+    }
+
     /// Lets a write through only when it fits the path's lock: with a token, that token must be the current
     /// write lease's (else 409 `stale_lock`: the lease ended or was never granted); without one, nobody may hold
     /// the write lock (else 423 `locked`).

@@ -24,7 +24,12 @@ enum DirectoryRoutes {
                 return .json(OKResponse())
             },
             .simple("GET", "/fileservers") { _, _ in .json(FileServersResponse(fileServers: directory.fileServers())) },
-            .simple("GET", "/stat") { request, _ in .json(try directory.stat(try path(query: request))) },
+            .simple("GET", "/stat") { request, _ in
+                let target = try path(query: request)
+                var entry = try directory.stat(target)
+                entry.writeLockedBy = directory.locks.writer(of: target.description)?.clientId
+                return .json(entry)
+            },
             .simple("GET", "/ls") { request, _ in .json(try directory.list(try path(query: request))) },
             .json("POST", "/mkdir", MkdirRequest.self) { _, _, body in
                 .json(try directory.mkdir(try path(body.path), parents: body.parents ?? false), status: 201)

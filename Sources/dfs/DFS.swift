@@ -13,7 +13,7 @@ struct DFS: ParsableCommand {
             """,
         subcommands: [
             List.self, Mkdir.self, Put.self, Get.self, Cat.self, Write.self, Remove.self, Move.self, Stat.self,
-            Servers.self, Lock.self, Unlock.self, Locks.self,
+            Servers.self, Lock.self, Unlock.self, Locks.self, Edit.self, View.self, Cache.self,
         ])
 }
 

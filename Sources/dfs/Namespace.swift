@@ -95,10 +95,12 @@ struct Servers: ParsableCommand {
         try global.withClient { client in
             let servers = try client.fileServers()
             if json { return try Output.json(servers) }
-            Output.line("ID  STATE  FILES        BYTES  URL")
+            Output.line("ID  STATE  FILES        BYTES       SERVED  URL")
             for server in servers {
+                // Bytes served come from the file server itself; "-" when it cannot be reached.
+                let served = (try? client.fileServerStats(url: server.url)).map { String($0.bytesServed) } ?? "-"
                 Output.line(
-                    "\(String(server.id).rightPad(3)) \(server.state.rightPad(6)) \(String(server.files).leftPad(5)) \(String(server.bytes).leftPad(12))  \(server.url)"
+                    "\(String(server.id).rightPad(3)) \(server.state.rightPad(6)) \(String(server.files).leftPad(5)) \(String(server.bytes).leftPad(12)) \(served.leftPad(12))  \(server.url)"
                 )
             }
         }

@@ -149,6 +149,70 @@ import Testing
         #expect(failing.status == 3)
     }
 
+    /// Writes an executable shell script and returns its path.
+    func script(_ cluster: TestCluster, _ name: String, _ body: String) throws -> String {
+        let path = cluster.tempPath(name)
+        try ("#!/bin/sh\n" + body + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+        return path
+    }
+
+    @Test func editUploadsChangesOnlyWhenTheEditorSucceeds() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        #expect(try dfs(cluster, ["write", "/notes.txt"], input: Data("first line\n".utf8)).status == 0)
+
+        // An editor command with arguments, as EDITOR="code --wait" would be.
+        let append = try script(cluster, "append.sh", #"[ "$1" = "--mode" ] && shift 2; echo "added by $(basename "$1")" >> "$1""#)
+        let edited = try dfs(cluster, ["edit", "/notes.txt"], extraEnvironment: ["EDITOR": "\(append) --mode fast", "VISUAL": ""])
+        #expect(edited.status == 0, "\(edited.stderr)")
+        #expect(try dfs(cluster, ["cat", "/notes.txt"]).stdout == "first line\nadded by notes.txt\n")
+
+        // VISUAL wins over EDITOR; a failing editor uploads nothing and dfs fails.
+        let failing = try script(cluster, "fail.sh", "echo garbage > \"$1\"; exit 4")
+        let failed = try dfs(cluster, ["edit", "/notes.txt"], extraEnvironment: ["VISUAL": failing, "EDITOR": append])
+        #expect(failed.status != 0 && failed.stderr.contains("nothing was uploaded"))
+        #expect(try dfs(cluster, ["cat", "/notes.txt"]).stdout == "first line\nadded by notes.txt\n")
+        #expect(!(try dfs(cluster, ["locks"]).stdout.contains("held")), "the lock was released")
+
+        // An unchanged file is not rewritten; a new path is created.
+        let version = try dfs(cluster, ["stat", "--json", "/notes.txt"]).stdout
+        #expect(try dfs(cluster, ["edit", "/notes.txt"], extraEnvironment: ["EDITOR": "true", "VISUAL": ""]).status == 0)
+        #expect(try dfs(cluster, ["stat", "--json", "/notes.txt"]).stdout == version)
+        let create = try script(cluster, "create.sh", "printf 'brand new' > \"$1\"")
+        #expect(try dfs(cluster, ["edit", "/new.txt"], extraEnvironment: ["EDITOR": create, "VISUAL": ""]).status == 0)
+        #expect(try dfs(cluster, ["cat", "/new.txt"]).stdout == "brand new")
+    }
+
+    @Test func viewOpensAReadOnlyCopy() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        #expect(try dfs(cluster, ["write", "/readme"], input: Data("look, don't touch".utf8)).status == 0)
+        let capture = cluster.tempPath("captured")
+        let viewer = try script(
+            cluster, "viewer.sh",
+            "cp \"$1\" \(capture); echo; stat -c ' mode %a' \"$1\" >> \(capture); echo change >> \"$1\" 2>/dev/null; exit 0")
+        let viewed = try dfs(cluster, ["view", "/readme"], extraEnvironment: ["EDITOR": viewer, "VISUAL": ""])
+        #expect(viewed.status == 0)
+        // The copy is mode 0444 (root may still write it: a view never uploads anything).
+        #expect(try String(contentsOfFile: capture, encoding: .utf8) == "look, don't touch mode 444\n")
+        #expect(try dfs(cluster, ["cat", "/readme"]).stdout == "look, don't touch")
+    }
+
+    @Test func cacheStatsAndClear() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        #expect(try dfs(cluster, ["write", "/c"], input: Data("cached".utf8)).status == 0)
+        #expect(try dfs(cluster, ["cat", "/c"]).stdout == "cached")
+        let stats = try dfs(cluster, ["cache", "stats", "--json"]).stdout
+        let object = try JSONSerialization.jsonObject(with: Data(stats.utf8)) as? [String: Any]
+        #expect(object?["entries"] as? Int == 1 && object?["hits"] as? Int == 1 && object?["bytes_saved"] as? Int == 6)
+        #expect(try dfs(cluster, ["cache", "clear"]).status == 0)
+        #expect(try dfs(cluster, ["cache", "stats"]).stdout.contains("entries:     0"))
+        let servers = try dfs(cluster, ["servers"]).stdout
+        #expect(servers.contains("SERVED"))
+    }
+
     /// A 1 GiB file goes up and comes back byte-exact, and no process grows past 100 MiB resident.
     @Test func oneGibibyteStreamsInBoundedMemory() throws {
         let cluster = try TestCluster(fileServers: 1)

@@ -170,10 +170,20 @@ final class TestCluster: @unchecked Sendable {
     }
 
     /// A client with its own `DFS_HOME` inside the cluster's temp directory.
-    func client(home: String? = nil, lockWaitMs: Int64 = 60000) -> DFSClient {
+    func client(
+        home: String? = nil, lockWaitMs: Int64 = 60000, cacheMaxBytes: Int64 = 1 << 30, attrCacheMs: Int64 = 0
+    ) -> DFSClient {
         var settings = ClientSettings(directory: directory.url, home: home ?? root + "/client-home", environment: [:])
         settings.lockWaitMs = lockWaitMs
+        settings.cacheMaxBytes = cacheMaxBytes
+        settings.attrCacheMs = attrCacheMs
         return DFSClient(settings: settings)
+    }
+
+    /// Bytes all file servers have served so far.
+    func bytesServed() throws -> Int64 {
+        let client = self.client()
+        return try client.fileServers().reduce(0) { $0 + (try client.fileServerStats(url: $1.url).bytesServed) }
     }
 
     /// A fresh temp file path inside the cluster directory.

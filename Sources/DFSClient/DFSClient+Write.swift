@@ -1,0 +1,99 @@
+import ClientCache
+import Crypto
+import Curl
+import DFSProtocol
+import Foundation
+
+extension DFSClient {
+    /// Writes a whole file from a stream of chunks: upload to the chosen file server, then commit.
+    ///
+    /// Takes the path's write lock for the duration (waiting up to `lockWaitMs`) unless this client holds it.
+    /// The bytes are also kept in the disk cache, so reading one's own write transfers nothing.
+    /// - Parameters:
+    ///   - length: the byte count when known (sent as Content-Length and used for placement), nil to stream chunked.
+    ///   - baseVersion: when set, the commit is refused with `conflict` if the file changed since that version.
+    ///   - read: returns up to n bytes; empty at the end.
+    @discardableResult
+    public func write(
+        _ path: String, length: Int64?, baseVersion: Int64? = nil, read: (Int) throws -> Data
+    ) throws -> EntryInfo {
+        try withLock(path, .write) { lock in
+            try upload(path, length: length, baseVersion: baseVersion, lockToken: lock?.token, read: read)
+        }
+    }
+
+    /// Writes a whole file from memory.
+    @discardableResult
+    public func write(_ path: String, data: Data, baseVersion: Int64? = nil) throws -> EntryInfo {
+        var offset = 0
+        return try write(path, length: Int64(data.count), baseVersion: baseVersion) { max in
+            let end = min(data.count, offset + max)
+            defer { offset = end }
+            return data.subdata(in: offset..<end)
+        }
+    }
+
+    /// Uploads a local file, streaming it.
+    @discardableResult
+    public func put(localPath: String, to path: String, baseVersion: Int64? = nil) throws -> EntryInfo {
+        guard let handle = FileHandle(forReadingAtPath: localPath) else {
+            throw DFSClientError.io("cannot open \(localPath) for reading")
+        }
+        defer { try? handle.close() }
+        let length = (try? FileManager.default.attributesOfItem(atPath: localPath)[.size] as? Int64) ?? nil
+        return try write(path, length: length, baseVersion: baseVersion) { max in
+            try handle.read(upToCount: max) ?? Data()
+        }
+    }
+
+    /// One upload and commit, under the given lock token (if any).
+    private func upload(
+        _ path: String, length: Int64?, baseVersion: Int64?, lockToken: Int64?, read: (Int) throws -> Data
+    ) throws -> EntryInfo {
+        let ticket = try transport.call(
+            "POST", "/writes",
+            body: WriteRequest(path: path, clientId: try clientId(), sizeHint: length, lockToken: lockToken),
+            as: WriteTicket.self)
+        guard let target = ticket.targets.first else {
+            throw DFSClientError(status: nil, code: "no_file_servers", message: "the directory offered no file server")
+        }
+        // Keep a copy for the cache unless the file cannot fit in it.
+        let copy = (length ?? 0) <= settings.cacheMaxBytes ? try? cache?.beginEntry() : nil
+        var hasher = SHA256()
+        var size: Int64 = 0
+        var url = "\(target.url)/files/\(ticket.fileId)?version=\(ticket.version)&ticket=\(target.ticket)"
+        if let fence = ticket.lockToken { url += "&fence=\(fence)" }
+        let response: HTTPResponse
+        do {
+            response = try withoutActuallyEscaping(read) { read in
+                try transport.http.send(
+                    method: "PUT", url: url, headers: [HTTPHeader("Content-Type", "application/octet-stream")],
+                    body: .stream(length: length) { max in
+                        let chunk = try read(max)
+                        hasher.update(data: chunk)
+                        size += Int64(chunk.count)
+                        try copy?.write(chunk)
+                        return chunk
+                    })
+            }
+        } catch let error as CurlError {
+            throw DFSClientError.unreachable("file server \(target.fileServerId) at \(target.url)", error.message)
+        }
+        try Transport.check(response)
+        let stored = try WireJSON.decode(UploadResult.self, from: response.body)
+        let sha256 = Data(hasher.finalize()).hexString
+        guard stored.sha256 == sha256, stored.size == size else {
+            throw DFSClientError(
+                status: nil, code: "checksum_mismatch",
+                message: "file server \(target.fileServerId) stored different bytes than were sent")
+        }
+        let commit = CommitRequest(
+            path: ticket.path, fileId: ticket.fileId, version: ticket.version, size: size, sha256: sha256,
+            baseVersion: baseVersion,
+            receipts: [StoredReceipt(fileServerId: stored.fileServerId, receipt: stored.receipt)])
+        let entry = try transport.call("POST", "/commits", body: commit, as: EntryInfo.self)
+        try? copy?.commit(fileId: ticket.fileId, version: ticket.version, sha256: sha256)
+        cache?.storeAttributes(path: entry.path, fileId: ticket.fileId, version: ticket.version, sha256: sha256, size: size)
+        return entry
+    }
+}
