@@ -3,7 +3,7 @@ SWIFT ?= swift
 APT_PACKAGES := libmicrohttpd-dev libcurl4-openssl-dev libsqlite3-dev pkg-config curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build release test run lint bench clean
+.PHONY: all deps build release test run lint bench bench-deps bench-smoke clean
 
 all: build
 
@@ -30,10 +30,25 @@ test: deps
 run: release
 	DFS_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" scripts/run-cluster.sh
 
-# Benchmarks (release build): each prints a table with a reference measured in the same run.
-bench: release
-	"$$($(SWIFT) build -c release --show-bin-path)/dfs-bench" locks --rounds 1000
-	"$$($(SWIFT) build -c release --show-bin-path)/dfs-bench" cache --rounds 5
+# Benchmarks (release build): bench/run.py starts its own cluster, nginx and (as root) network namespaces, runs every
+# workload of issue 7 next to a reference measured in the same run, prints one table and writes bench/results/.
+BENCH_APT_PACKAGES := nginx wrk iproute2 python3 python3-matplotlib procps iputils-ping
+BENCH_PYTHON := /usr/bin/python3
+
+# Installs the tools the benchmark harness drives (Debian packages) that are missing.
+bench-deps: deps
+	@missing=""; for p in $(BENCH_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+bench: bench-deps release
+	$(SUDO) $(BENCH_PYTHON) bench/run.py --bin "$$($(SWIFT) build -c release --show-bin-path)" $(BENCH_ARGS)
+
+# One fast pass at a tiny size on loopback (no namespaces): fails on harness errors, never on missed targets.
+bench-smoke: bench-deps release
+	$(BENCH_PYTHON) bench/run.py --smoke --bin "$$($(SWIFT) build -c release --show-bin-path)"
 
 # Unsafe code and C modules stay in the wrapper targets.
 lint:

@@ -87,7 +87,8 @@ let package = Package(
         .executableTarget(name: "dfs-bench", dependencies: ["DFSClient", "DFSProtocol", "Curl"], path: "bench/dfs-bench"),
 
         // Tests, in layers: pure units, wrappers on loopback, real processes.
-        .testTarget(name: "DFSCoreTests", dependencies: ["DFSCore", "DFSProtocol", "ServerKit"]),
+        .testTarget(
+            name: "DFSCoreTests", dependencies: ["DFSCore", "DFSProtocol", "ServerKit", "DirectoryServer", "FileServer"]),
         .testTarget(name: "WrapperTests", dependencies: ["MicroHTTPD", "Curl", "SQLite"]),
         .testTarget(name: "ClientCacheTests", dependencies: ["ClientCache"]),
         .testTarget(name: "IntegrationTests", dependencies: ["DFSClient", "DFSProtocol", "Curl"]),

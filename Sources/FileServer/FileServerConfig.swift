@@ -22,7 +22,7 @@ public struct FileServerConfig: Sendable {
         directory = try file.httpURL("directory", default: "http://127.0.0.1:5000")
         dataDir = try file.string("data_dir", default: "var/fileserver-1")
         capacityBytes = try file.integer("capacity_bytes", default: 10 << 30, range: 0...(1 << 60))
-        publicURL = try file.string("public_url", default: "")
+        publicURL = try file.string("public_url", default: "", allowEmpty: true)
         if !publicURL.isEmpty { publicURL = try file.httpURL("public_url", default: "") }
         threads = Int(try file.integer("threads", default: 4, range: 1...256))
         heartbeatIntervalMs = try file.integer("heartbeat_interval_ms", default: 2000, range: 50...600_000)

@@ -55,10 +55,14 @@ public struct ConfigFile {
         self.path = path
     }
 
-    /// The raw value, or `defaultValue` when the key is absent.
-    public func string(_ key: String, default defaultValue: String) throws(ConfigError) -> String {
+    /// The raw value, or `defaultValue` when the key is absent. An empty value is an error unless `allowEmpty`.
+    public func string(_ key: String, default defaultValue: String, allowEmpty: Bool = false) throws(ConfigError)
+        -> String
+    {
         guard let entry = values[key] else { return defaultValue }
-        guard !entry.value.isEmpty else { throw ConfigError("\(path):\(entry.line): '\(key)' needs a value") }
+        guard allowEmpty || !entry.value.isEmpty else {
+            throw ConfigError("\(path):\(entry.line): '\(key)' needs a value")
+        }
         return entry.value
     }
 

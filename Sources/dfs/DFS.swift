@@ -22,9 +22,16 @@ struct GlobalOptions: ParsableArguments {
     @Option(name: .long, help: "Directory server URL (default: $DFS_DIRECTORY or http://127.0.0.1:5000).")
     var directory: String?
 
+    @Option(
+        name: .customLong("attr-cache-ms"),
+        help: "Trust file attributes this long without asking the directory (default: $DFS_ATTR_CACHE_MS or 0).")
+    var attrCacheMs: Int64?
+
     /// Runs `body` with a client, turning failures into `dfs: <message>` and exit code 1.
     func withClient(_ body: (DFSClient) throws -> Void) throws {
-        let client = DFSClient(settings: ClientSettings(directory: directory))
+        var settings = ClientSettings(directory: directory)
+        if let attrCacheMs { settings.attrCacheMs = max(0, attrCacheMs) }
+        let client = DFSClient(settings: settings)
         do {
             try body(client)
         } catch let error as DFSClientError {

@@ -1,4 +1,6 @@
 import DFSProtocol
+import DirectoryServer
+import FileServer
 import Foundation
 import ServerKit
 import Testing
@@ -110,5 +112,37 @@ import Testing
         let decoded = try WireJSON.decode(
             RegisterFileServerRequest.self, from: Data(#"{"url":"http://h:1","capacity_bytes":5}"#.utf8))
         #expect(decoded.capacityBytes == 5 && decoded.fileServerId == nil)
+    }
+}
+
+/// The shipped configuration files list every key the servers know, and parse into their config types.
+@Suite struct ShippedConfigTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
+
+    func keys(in path: String) throws -> Set<String> {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return Set(
+            text.split(separator: "\n").compactMap { line -> String? in
+                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                guard !trimmed.hasPrefix("#"), let equals = trimmed.firstIndex(of: "=") else { return nil }
+                return trimmed[..<equals].trimmingCharacters(in: .whitespaces)
+            })
+    }
+
+    @Test func directoryConf() throws {
+        let path = Self.root + "/etc/directory.conf"
+        #expect(try keys(in: path) == DirectoryConfig.keys)
+        let config = try DirectoryConfig(try ConfigFile(contentsOf: path, allowedKeys: DirectoryConfig.keys))
+        #expect(config.listen.description == "127.0.0.1:5000")
+    }
+
+    @Test(arguments: [1, 2, 3])
+    func fileServerConf(index: Int) throws {
+        let path = Self.root + "/etc/fileserver-\(index).conf"
+        #expect(try keys(in: path) == FileServerConfig.keys)
+        let config = try FileServerConfig(try ConfigFile(contentsOf: path, allowedKeys: FileServerConfig.keys))
+        #expect(config.listen.port == UInt16(5000 + index))
+        #expect(config.directory == "http://127.0.0.1:5000" && config.publicURL.isEmpty)
     }
 }

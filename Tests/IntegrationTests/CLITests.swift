@@ -207,6 +207,7 @@ import Testing
         let stats = try dfs(cluster, ["cache", "stats", "--json"]).stdout
         let object = try JSONSerialization.jsonObject(with: Data(stats.utf8)) as? [String: Any]
         #expect(object?["entries"] as? Int == 1 && object?["hits"] as? Int == 1 && object?["bytes_saved"] as? Int == 6)
+        #expect(try dfs(cluster, ["cat", "--attr-cache-ms", "60000", "/c"]).stdout == "cached")
         #expect(try dfs(cluster, ["cache", "clear"]).status == 0)
         #expect(try dfs(cluster, ["cache", "stats"]).stdout.contains("entries:     0"))
         let servers = try dfs(cluster, ["servers"]).stdout

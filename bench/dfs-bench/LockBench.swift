@@ -8,14 +8,19 @@ import Synchronization
 /// each next to a reference measured in the same run: a trivial GET /health round trip on the same server.
 struct LockBench {
     let rounds: Int
+    /// An existing directory server's URL; nil starts one on loopback.
+    let directory: String?
 
-    func run() throws {
-        let directory = try BenchDirectory()
-        defer { directory.stop() }
-        var settings = ClientSettings(directory: directory.url, home: directory.root + "/home-a", environment: [:])
+    func run() throws -> [String: Any] {
+        let own = directory == nil ? try BenchDirectory() : nil
+        defer { own?.stop() }
+        let url = directory ?? own!.url
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("dfs-bench-locks-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        var settings = ClientSettings(directory: url, home: root + "/home-a", environment: [:])
         settings.lockWaitMs = -1
         let a = DFSClient(settings: settings)
-        settings.home = directory.root + "/home-b"
+        settings.home = root + "/home-b"
         let b = DFSClient(settings: settings)
         _ = try a.clientId()
         _ = try b.clientId()
@@ -25,7 +30,7 @@ struct LockBench {
         var trivial: [Double] = []
         for _ in 0..<(rounds * 2) {
             let start = now()
-            _ = try http.send(method: "GET", url: directory.url + "/health")
+            _ = try http.send(method: "GET", url: url + "/health")
             trivial.append(now() - start)
         }
 
@@ -70,19 +75,11 @@ struct LockBench {
         }
         try holder.release()
 
-        let hand = Stats(handovers)
-        let ref = Stats(trivial)
-        print("lock benchmark: \(rounds) rounds, directory \(directory.url)")
-        print("| measure | median | p99 | min | max | reference (GET /health) | ratio |")
-        print("|---|---|---|---|---|---|---|")
-        print(
-            "| hand-over latency, ms | \(format(hand.median)) | \(format(hand.percentile(0.99))) | \(format(hand.min)) | \(format(hand.max)) | \(format(ref.median)) ms round trip | \(format(hand.median / ref.median, 2))x |"
-        )
         let rate = Double(rounds) / uncontendedSeconds
-        print(
-            "| uncontended acquire+release, per s | \(format(rate, 0)) | | | | \(format(trivialPairsPerSecond, 0)) pairs of trivial requests/s | \(format(rate / trivialPairsPerSecond, 2))x |"
-        )
-        print("targets: hand-over p50 < 2 ms, p99 < 10 ms")
+        return [
+            "rounds": rounds, "handover_ms": handovers, "health_ms": trivial, "uncontended_per_s": rate,
+            "trivial_pairs_per_s": trivialPairsPerSecond,
+        ]
     }
 }
 
