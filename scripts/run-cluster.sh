@@ -11,6 +11,13 @@ stop() {
 }
 trap stop INT TERM EXIT
 mkdir -p var
+# A real cluster secret for this checkout (the shipped confs carry a placeholder); DFS_CLUSTER_SECRET overrides
+# the confs' cluster_secret in every server started here.
+if [ ! -s var/cluster_secret ]; then
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > var/cluster_secret)
+fi
+DFS_CLUSTER_SECRET="$(cat var/cluster_secret)"
+export DFS_CLUSTER_SECRET
 "$bin/dfsd" directory --config etc/directory.conf &
 pids+=($!)
 for _ in $(seq 1 100); do

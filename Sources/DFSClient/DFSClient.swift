@@ -38,23 +38,26 @@ public final class DFSClient {
 
     // MARK: Identity
 
-    /// This client's id, registering with the directory on first use and remembering it in `DFS_HOME`.
+    /// This client's id, registering with the directory on first use and remembering it (and its bearer token)
+    /// in `DFS_HOME/client.json`, readable by the owner only.
     public func clientId() throws -> Int64 {
         if let cachedClientId { return cachedClientId }
-        if let inherited = settings.inheritedLocks.first {
-            cachedClientId = inherited.clientId
-            return inherited.clientId
-        }
-        let state = ClientState.load(home: settings.home)
-        if let state, state.directory == settings.directory {
+        if let state = ClientState.load(home: settings.home), state.directory == settings.directory {
             cachedClientId = state.clientId
+            transport.token = state.token
             return state.clientId
         }
-        let answer = try transport.call(
-            "POST", "/register_client", body: [String: String](), as: RegisterClientResponse.self)
-        try ClientState(clientId: answer.clientId, directory: settings.directory).save(home: settings.home)
+        let answer = try transport.call("POST", "/register_client", as: RegisterClientResponse.self)
+        try ClientState(clientId: answer.clientId, directory: settings.directory, token: answer.token)
+            .save(home: settings.home)
         cachedClientId = answer.clientId
+        transport.token = answer.token
         return answer.clientId
+    }
+
+    /// Makes sure the bearer token is loaded before a state-changing call.
+    func authenticate() throws {
+        _ = try clientId()
     }
 
     // MARK: Namespace
@@ -72,12 +75,14 @@ public final class DFSClient {
     /// Creates a directory; with `parents`, also its missing parents, and an existing directory is fine.
     @discardableResult
     public func mkdir(_ path: String, parents: Bool = false) throws -> EntryInfo {
-        try transport.call("POST", "/mkdir", body: MkdirRequest(path: path, parents: parents), as: EntryInfo.self)
+        try authenticate()
+        return try transport.call("POST", "/mkdir", body: MkdirRequest(path: path, parents: parents), as: EntryInfo.self)
     }
 
     /// Removes a file, an empty directory, or with `recursive` a whole tree. Returns how many entries went.
     @discardableResult
     public func remove(_ path: String, recursive: Bool = false) throws -> Int64 {
+        try authenticate()
         var query = ["path": path]
         if recursive { query["recursive"] = "true" }
         return try transport.call("DELETE", "/entries", query: query, as: RemoveResponse.self).removed
@@ -86,7 +91,8 @@ public final class DFSClient {
     /// Renames a file or directory (into `to` when it is an existing directory). Atomic.
     @discardableResult
     public func move(_ from: String, to: String) throws -> EntryInfo {
-        try transport.call("POST", "/mv", body: MoveRequest(from: from, to: to), as: EntryInfo.self)
+        try authenticate()
+        return try transport.call("POST", "/mv", body: MoveRequest(from: from, to: to), as: EntryInfo.self)
     }
 
     /// The file servers the directory knows, with their state and load.
@@ -99,15 +105,24 @@ public final class DFSClient {
 struct ClientState: Codable {
     var clientId: Int64
     var directory: String
+    var token: String
 
     static func load(home: String) -> ClientState? {
         guard let data = FileManager.default.contents(atPath: home + "/client.json") else { return nil }
         return try? WireJSON.decode(ClientState.self, from: data)
     }
 
+    /// Saves atomically with mode 0600: the token lets anyone act as this client.
     func save(home: String) throws {
-        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
-        try WireJSON.encode(self).write(to: URL(fileURLWithPath: home + "/client.json"), options: .atomic)
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let temp = home + "/client.json.\(ProcessInfo.processInfo.processIdentifier).tmp"
+        guard fm.createFile(atPath: temp, contents: try WireJSON.encode(self), attributes: [.posixPermissions: 0o600])
+        else { throw DFSClientError.io("cannot write \(temp)") }
+        guard rename(temp, home + "/client.json") == 0 else {
+            unlink(temp)
+            throw DFSClientError.io("cannot save \(home)/client.json")
+        }
     }
 }
 

@@ -24,7 +24,9 @@ extension DFSClient {
         let handle = LockHandle(
             info: info, client: self,
             renewer: autoRenew
-                ? LockRenewer(directory: settings.directory, info: info, ttlMs: ttlMs ?? info.expiresInMs) : nil)
+                ? LockRenewer(
+                    directory: settings.directory, token: transport.token, info: info,
+                    ttlMs: ttlMs ?? info.expiresInMs) : nil)
         heldLocks[Self.key(path)] = info
         return handle
     }
@@ -97,14 +99,16 @@ public final class LockHandle {
 /// Renews one lease every third of its length on its own connection, until stopped.
 final class LockRenewer: Sendable {
     private let directory: String
+    private let token: String?
     private let info: LockInfo
     private let ttlMs: Int64
     private let stopped = Mutex(false)
     private let wake = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
 
-    init(directory: String, info: LockInfo, ttlMs: Int64) {
+    init(directory: String, token: String?, info: LockInfo, ttlMs: Int64) {
         self.directory = directory
+        self.token = token
         self.info = info
         self.ttlMs = max(100, ttlMs)
     }
@@ -130,12 +134,13 @@ final class LockRenewer: Sendable {
 
     private func run() {
         let transport = Transport(directory: directory)
+        transport.token = token
         let interval = Int(max(30, ttlMs / 3))
         while wake.wait(timeout: .now() + .milliseconds(interval)) == .timedOut {
             if stopped.withLock({ $0 }) { return }
             do {
                 _ = try transport.call(
-                    "PUT", "/locks/\(info.lockId)", body: RenewRequest(clientId: info.clientId, ttlMs: ttlMs),
+                    "PUT", "/locks/\(info.lockId)", body: RenewRequest(ttlMs: ttlMs),
                     as: LockInfo.self)
             } catch let error as DFSClientError where error.status == 404 || error.status == 403 {
                 return  // the lease is gone; the holder's next write will be refused

@@ -6,6 +6,8 @@ import Foundation
 final class Transport {
     let http = HTTPClient(connectTimeout: 5, timeout: 0)
     let directory: String
+    /// The client's bearer token, sent with every directory call once known.
+    var token: String?
 
     init(directory: String) {
         self.directory = directory
@@ -17,6 +19,7 @@ final class Transport {
         as type: T.Type
     ) throws -> T {
         var headers: [HTTPHeader] = []
+        if let token { headers.append(HTTPHeader("Authorization", "Bearer \(token)")) }
         var payload = RequestBody.none
         if let body {
             payload = .data(try WireJSON.encode(body))

@@ -11,6 +11,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
     case tooLarge = "too_large"
     case conflict = "conflict"
     case checksumMismatch = "checksum_mismatch"
+    /// Missing or invalid credentials: a client token, or the cluster secret between servers (401).
+    case unauthorized = "unauthorized"
     case forbidden = "forbidden"
     case noFileServers = "no_file_servers"
     /// A lock could not be granted in time (409, with the holders).

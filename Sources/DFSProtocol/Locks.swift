@@ -3,12 +3,13 @@ public struct LockRequest: Codable, Sendable {
     public var path: String
     /// `read` (shared) or `write` (exclusive).
     public var mode: String
-    public var clientId: Int64
+    /// Optional: the client is the one the bearer token proves; if given it must match.
+    public var clientId: Int64?
     /// Lease length; default `lock_lease_ms` of the directory.
     public var ttlMs: Int64?
     /// How long to wait in the queue; 0 or absent = try once (409 `lock_busy` with the holders when taken).
     public var waitMs: Int64?
-    public init(path: String, mode: String, clientId: Int64, ttlMs: Int64? = nil, waitMs: Int64? = nil) {
+    public init(path: String, mode: String, clientId: Int64? = nil, ttlMs: Int64? = nil, waitMs: Int64? = nil) {
         self.path = path
         self.mode = mode
         self.clientId = clientId
@@ -19,9 +20,10 @@ public struct LockRequest: Codable, Sendable {
 
 /// `PUT /locks/{id}` body: extend a lease.
 public struct RenewRequest: Codable, Sendable {
-    public var clientId: Int64
+    /// Optional: the client is the one the bearer token proves; if given it must match.
+    public var clientId: Int64?
     public var ttlMs: Int64?
-    public init(clientId: Int64, ttlMs: Int64? = nil) {
+    public init(clientId: Int64? = nil, ttlMs: Int64? = nil) {
         self.clientId = clientId
         self.ttlMs = ttlMs
     }

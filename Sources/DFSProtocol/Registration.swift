@@ -1,7 +1,11 @@
-/// `POST /register_client` answer.
+/// `POST /register_client` answer: the id, and the bearer token that proves it on state-changing requests.
 public struct RegisterClientResponse: Codable, Sendable {
     public var clientId: Int64
-    public init(clientId: Int64) { self.clientId = clientId }
+    public var token: String
+    public init(clientId: Int64, token: String) {
+        self.clientId = clientId
+        self.token = token
+    }
 }
 
 /// `POST /register_fileserver` body. A restarted file server sends the id it was given before.
@@ -16,14 +20,12 @@ public struct RegisterFileServerRequest: Codable, Sendable {
     }
 }
 
-/// `POST /register_fileserver` answer. `ticketKey` signs the upload tickets the directory hands to clients.
+/// `POST /register_fileserver` answer.
 public struct RegisterFileServerResponse: Codable, Sendable {
     public var fileServerId: Int64
-    public var ticketKey: String
     public var heartbeatIntervalMs: Int
-    public init(fileServerId: Int64, ticketKey: String, heartbeatIntervalMs: Int) {
+    public init(fileServerId: Int64, heartbeatIntervalMs: Int) {
         self.fileServerId = fileServerId
-        self.ticketKey = ticketKey
         self.heartbeatIntervalMs = heartbeatIntervalMs
     }
 }

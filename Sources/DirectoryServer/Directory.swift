@@ -47,8 +47,12 @@ public final class Directory: Sendable {
 
     // MARK: Registration and liveness
 
-    func registerClient() throws -> Int64 {
-        try state.withLock { try $0.meta.registerClient(nowMs: Clock.wallMs()) }
+    /// The cluster secret: authenticates servers, keys tickets and client tokens.
+    var secret: ClusterSecret { ClusterSecret(config.clusterSecret) }
+
+    func registerClient() throws -> RegisterClientResponse {
+        let id = try state.withLock { try $0.meta.registerClient(nowMs: Clock.wallMs()) }
+        return RegisterClientResponse(clientId: id, token: secret.clientTokens.token(for: id))
     }
 
     func registerFileServer(_ request: RegisterFileServerRequest) throws -> RegisterFileServerResponse {
@@ -65,8 +69,7 @@ public final class Directory: Sendable {
             return row
         }
         logger.info("file server \(row.id) registered at \(row.url)")
-        return RegisterFileServerResponse(
-            fileServerId: row.id, ticketKey: row.ticketKey, heartbeatIntervalMs: Int(config.heartbeatIntervalMs))
+        return RegisterFileServerResponse(fileServerId: row.id, heartbeatIntervalMs: Int(config.heartbeatIntervalMs))
     }
 
     func heartbeat(_ request: HeartbeatRequest) throws {
@@ -167,13 +170,15 @@ public final class Directory: Sendable {
                 return chosen
             }
             for id in began.targets { state.inflight[id, default: 0] += sizeHint }
+            let signer = secret.tickets
+            let expiry = Clock.wallMs() + config.ticketTTLMs
             let targets = began.targets.compactMap { id -> UploadTarget? in
-                guard let row = state.servers[id], let signer = TicketSigner(hexKey: row.ticketKey) else { return nil }
+                guard let row = state.servers[id] else { return nil }
                 return UploadTarget(
                     fileServerId: id, url: row.url,
                     ticket: signer.sign(
                         .put, fileId: began.fileId, version: began.version,
-                        detail: TicketSigner.fenceDetail(request.lockToken)))
+                        detail: TicketSigner.fenceDetail(request.lockToken), expiresAtMs: expiry))
             }
             return WriteTicket(
                 path: path.description, fileId: began.fileId, version: began.version, baseVersion: began.base,
@@ -195,14 +200,14 @@ public final class Directory: Sendable {
             }
             try locks.checkWrite(path: path.description, token: write.fence)
             let detail = "\(request.size):\(request.sha256.lowercased())"
+            let signer = secret.tickets
+            let now = Clock.wallMs()
             let confirmed = write.targets.filter { server in
-                guard let row = state.servers[server], let signer = TicketSigner(hexKey: row.ticketKey) else {
-                    return false
-                }
-                return request.receipts.contains {
+                request.receipts.contains {
                     $0.fileServerId == server
                         && signer.verify(
-                            $0.receipt, .stored, fileId: request.fileId, version: request.version, detail: detail)
+                            $0.receipt, .stored, fileId: request.fileId, version: request.version,
+                            detail: "\(server):\(detail)", nowMs: now)
                 }
             }
             guard confirmed.count == write.targets.count else {
@@ -232,11 +237,11 @@ public final class Directory: Sendable {
     /// Blob deletions to carry out, with the URL and signed ticket for each.
     func pendingDeletions(limit: Int) throws -> [(BlobRef, url: String, ticket: String)] {
         try state.withLock { state in
-            try state.meta.pendingDeletions(limit: limit).compactMap { blob in
-                guard let row = state.servers[blob.serverId], let signer = TicketSigner(hexKey: row.ticketKey) else {
-                    return nil
-                }
-                return (blob, row.url, signer.sign(.delete, fileId: blob.fileId, version: blob.version))
+            let signer = secret.tickets
+            let expiry = Clock.wallMs() + config.ticketTTLMs
+            return try state.meta.pendingDeletions(limit: limit).compactMap { blob in
+                guard let row = state.servers[blob.serverId] else { return nil }
+                return (blob, row.url, signer.sign(.delete, fileId: blob.fileId, version: blob.version, expiresAtMs: expiry))
             }
         }
     }

@@ -4,7 +4,7 @@ import ServerKit
 public struct DirectoryConfig: Sendable {
     public static let keys: Set<String> = [
         "listen", "data_dir", "threads", "heartbeat_interval_ms", "stale_after_ms", "dead_after_ms",
-        "abandoned_write_ms", "lock_lease_ms", "lock_max_wait_ms",
+        "abandoned_write_ms", "lock_lease_ms", "lock_max_wait_ms", "cluster_secret", "ticket_ttl_ms",
     ]
 
     public var listen = ListenAddress(host: "127.0.0.1", port: 5000)
@@ -16,6 +16,8 @@ public struct DirectoryConfig: Sendable {
     public var abandonedWriteMs: Int64 = 3_600_000
     public var lockLeaseMs: Int64 = 30000
     public var lockMaxWaitMs: Int64 = 300_000
+    public var clusterSecret = ClusterSecret.placeholder
+    public var ticketTTLMs: Int64 = 600_000
 
     public init() {}
 
@@ -30,6 +32,8 @@ public struct DirectoryConfig: Sendable {
         abandonedWriteMs = try file.integer("abandoned_write_ms", default: 3_600_000, range: 1000...604_800_000)
         lockLeaseMs = try file.integer("lock_lease_ms", default: 30000, range: 100...86_400_000)
         lockMaxWaitMs = try file.integer("lock_max_wait_ms", default: 300_000, range: 0...86_400_000)
+        clusterSecret = try file.string("cluster_secret", default: ClusterSecret.placeholder)
+        ticketTTLMs = try file.integer("ticket_ttl_ms", default: 600_000, range: 1000...86_400_000)
         guard deadAfterMs > staleAfterMs else {
             throw ConfigError("\(file.path): dead_after_ms must be larger than stale_after_ms")
         }

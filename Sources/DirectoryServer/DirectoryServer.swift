@@ -72,7 +72,8 @@ final class Maintenance: Sendable {
                 for (blob, url, ticket) in try directory.pendingDeletions(limit: 100) {
                     if stopped.withLock({ $0 }) { break }
                     let response = try? client.send(
-                        method: "DELETE", url: "\(url)/files/\(blob.fileId)?version=\(blob.version)&ticket=\(ticket)")
+                        method: "DELETE", url: "\(url)/files/\(blob.fileId)?version=\(blob.version)&ticket=\(ticket)",
+                        headers: [HTTPHeader(ClusterSecret.header, directory.secret.token)])
                     if let status = response?.status, status == 200 || status == 404 {
                         try directory.deletionDone(blob)
                     }

@@ -46,7 +46,7 @@ public final class LockService: Sendable {
     // MARK: Requests
 
     /// `POST /locks`: grant now, answer busy, or park the request until granted or timed out.
-    func acquire(_ request: LockRequest) throws -> Disposition {
+    func acquire(_ request: LockRequest, clientId: Int64) throws -> Disposition {
         let path = try DirectoryRoutes.path(request.path).description
         guard let mode = LockTable.Mode(rawValue: request.mode) else {
             throw DFSError.badRequest("mode must be 'read' or 'write'")
@@ -58,7 +58,7 @@ public final class LockService: Sendable {
         let now = Clock.monotonicMs()
         let result = table.withLock {
             $0.acquire(
-                path: path, clientId: request.clientId, mode: mode, ttlMs: ttl, waitMs: min(wait, maxWaitMs),
+                path: path, clientId: clientId, mode: mode, ttlMs: ttl, waitMs: min(wait, maxWaitMs),
                 nowMs: now)
         }
         switch result {
@@ -76,13 +76,13 @@ public final class LockService: Sendable {
     }
 
     /// `PUT /locks/{id}`: extend a lease.
-    func renew(lockId: Int64, _ request: RenewRequest) throws -> LockInfo {
-        let ttl = request.ttlMs ?? defaultLeaseMs
+    func renew(lockId: Int64, clientId: Int64, ttlMs: Int64?) throws -> LockInfo {
+        let ttl = ttlMs ?? defaultLeaseMs
         guard (100...86_400_000).contains(ttl) else { throw DFSError.badRequest("ttl_ms must be 100 to 86400000") }
         let now = Clock.monotonicMs()
         do {
             let lease = try table.withLock { table throws(LockTable.LockError) in
-                try table.renew(lockId: lockId, clientId: request.clientId, ttlMs: ttl, nowMs: now)
+                try table.renew(lockId: lockId, clientId: clientId, ttlMs: ttl, nowMs: now)
             }
             changed.signal()
             return info(lease, now: now)

@@ -42,7 +42,6 @@ struct FileServerRow {
     var id: Int64
     var url: String
     var capacityBytes: Int64
-    var ticketKey: String
 }
 
 /// The durable metadata: namespace, file servers, clients, open writes and pending blob deletions.
@@ -78,17 +77,16 @@ final class Metadata {
 
     /// Registers a new file server, or re-registers a known id with its (possibly new) URL.
     func registerFileServer(url: String, capacity: Int64, knownId: Int64?, nowMs: Int64) throws -> FileServerRow {
-        if let knownId, let row = try fileServer(knownId) {
+        if let knownId, try fileServer(knownId) != nil {
             try db.run(
                 "UPDATE fileservers SET url = ?, capacity_bytes = ? WHERE id = ?",
                 [.text(url), .integer(capacity), .integer(knownId)])
-            return FileServerRow(id: knownId, url: url, capacityBytes: capacity, ticketKey: row.ticketKey)
+            return FileServerRow(id: knownId, url: url, capacityBytes: capacity)
         }
-        let key = TicketSigner.newKey()
         try db.run(
-            "INSERT INTO fileservers(url, capacity_bytes, ticket_key, registered_ms) VALUES (?, ?, ?, ?)",
-            [.text(url), .integer(capacity), .text(key), .integer(nowMs)])
-        return FileServerRow(id: db.lastInsertRowID, url: url, capacityBytes: capacity, ticketKey: key)
+            "INSERT INTO fileservers(url, capacity_bytes, registered_ms) VALUES (?, ?, ?)",
+            [.text(url), .integer(capacity), .integer(nowMs)])
+        return FileServerRow(id: db.lastInsertRowID, url: url, capacityBytes: capacity)
     }
 
     func fileServer(_ id: Int64) throws -> FileServerRow? {
@@ -96,8 +94,8 @@ final class Metadata {
     }
 
     func fileServers() throws -> [FileServerRow] {
-        try db.query("SELECT id, url, capacity_bytes, ticket_key FROM fileservers ORDER BY id").map {
-            FileServerRow(id: $0.int(0) ?? 0, url: $0.text(1) ?? "", capacityBytes: $0.int(2) ?? 0, ticketKey: $0.text(3) ?? "")
+        try db.query("SELECT id, url, capacity_bytes FROM fileservers ORDER BY id").map {
+            FileServerRow(id: $0.int(0) ?? 0, url: $0.text(1) ?? "", capacityBytes: $0.int(2) ?? 0)
         }
     }
 

@@ -9,17 +9,19 @@ enum DirectoryRoutes {
     static func routes(_ directory: Directory) -> [Route] {
         [
             .simple("GET", "/health") { _, _ in .json(OKResponse()) },
-            .simple("GET", "/register_client") { _, _ in try registerClient(directory) },
+            .simple("GET", "/register_client") { _, _ in .json(try directory.registerClient()) },
             Route("POST", "/register_client") { _, _ in
                 // The seed system took no body; any body is ignored.
                 .collectBody(limit: 1 << 16, tooLarge: .error(.tooLarge("body too large"))) { _ in
-                    Router.answer { try registerClient(directory) }
+                    Router.answer { .json(try directory.registerClient()) }
                 }
             },
-            .json("POST", "/register_fileserver", RegisterFileServerRequest.self) { _, _, body in
-                .json(try directory.registerFileServer(body), status: 201)
+            .json("POST", "/register_fileserver", RegisterFileServerRequest.self) { request, _, body in
+                try requireClusterToken(request, directory)
+                return .json(try directory.registerFileServer(body), status: 201)
             },
-            .json("POST", "/heartbeat", HeartbeatRequest.self) { _, _, body in
+            .json("POST", "/heartbeat", HeartbeatRequest.self) { request, _, body in
+                try requireClusterToken(request, directory)
                 try directory.heartbeat(body)
                 return .json(OKResponse())
             },
@@ -31,33 +33,44 @@ enum DirectoryRoutes {
                 return .json(entry)
             },
             .simple("GET", "/ls") { request, _ in .json(try directory.list(try path(query: request))) },
-            .json("POST", "/mkdir", MkdirRequest.self) { _, _, body in
-                .json(try directory.mkdir(try path(body.path), parents: body.parents ?? false), status: 201)
+            .json("POST", "/mkdir", MkdirRequest.self) { request, _, body in
+                _ = try client(request, directory)
+                return .json(try directory.mkdir(try path(body.path), parents: body.parents ?? false), status: 201)
             },
             .simple("DELETE", "/entries") { request, _ in
+                _ = try client(request, directory)
                 let recursive = try flag(request, "recursive")
                 return .json(RemoveResponse(removed: try directory.remove(try path(query: request), recursive: recursive)))
             },
-            .json("POST", "/mv", MoveRequest.self) { _, _, body in
-                .json(try directory.move(from: try path(body.from), to: try path(body.to)))
+            .json("POST", "/mv", MoveRequest.self) { request, _, body in
+                _ = try client(request, directory)
+                return .json(try directory.move(from: try path(body.from), to: try path(body.to)))
             },
-            .json("POST", "/writes", WriteRequest.self) { _, _, body in
-                .json(try directory.beginWrite(body), status: 201)
+            .json("POST", "/writes", WriteRequest.self) { request, _, body in
+                var write = body
+                write.clientId = try client(request, directory)
+                return .json(try directory.beginWrite(write), status: 201)
             },
-            .json("POST", "/commits", CommitRequest.self) { _, _, body in
-                .json(try directory.commit(body))
+            .json("POST", "/commits", CommitRequest.self) { request, _, body in
+                _ = try client(request, directory)
+                return .json(try directory.commit(body))
             },
-            .jsonDeferred("POST", "/locks", LockRequest.self) { _, _, body in try directory.locks.acquire(body) },
-            .json("PUT", "/locks/{id}", RenewRequest.self) { _, params, body in
-                .json(try directory.locks.renew(lockId: try id(params), body))
+            .jsonDeferred("POST", "/locks", LockRequest.self) { request, _, body in
+                let caller = try client(request, directory, claimed: body.clientId)
+                return try directory.locks.acquire(body, clientId: caller)
+            },
+            .json("PUT", "/locks/{id}", RenewRequest.self) { request, params, body in
+                let caller = try client(request, directory, claimed: body.clientId)
+                return .json(try directory.locks.renew(lockId: try id(params), clientId: caller, ttlMs: body.ttlMs))
             },
             .simple("DELETE", "/locks/{id}") { request, params in
-                try directory.locks.release(lockId: try id(params), clientId: try clientId(request))
+                let caller = try client(request, directory, claimed: try clientId(request))
+                try directory.locks.release(lockId: try id(params), clientId: caller)
                 return .json(OKResponse())
             },
             .simple("DELETE", "/locks") { request, _ in
-                let released = try directory.locks.releaseAll(
-                    path: try path(query: request).description, clientId: try clientId(request))
+                let caller = try client(request, directory, claimed: try clientId(request))
+                let released = try directory.locks.releaseAll(path: try path(query: request).description, clientId: caller)
                 return .json(ReleaseResponse(released: released))
             },
             .simple("GET", "/locks") { request, _ in
@@ -67,8 +80,28 @@ enum DirectoryRoutes {
         ]
     }
 
-    private static func registerClient(_ directory: Directory) throws -> Response {
-        .json(RegisterClientResponse(clientId: try directory.registerClient()))
+    /// The client a request's bearer token proves (401 without a valid one). When the request also names a
+    /// client id (`claimed`), it must be the same (403).
+    static func client(_ request: Request, _ directory: Directory, claimed: Int64? = nil) throws -> Int64 {
+        guard let header = request.header("authorization"), header.lowercased().hasPrefix("bearer ") else {
+            throw DFSError.unauthorized(
+                "this request changes state and needs 'Authorization: Bearer <token>' (from POST /register_client)")
+        }
+        let token = header.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces)
+        guard let id = directory.secret.clientTokens.clientId(from: token) else {
+            throw DFSError.unauthorized("the bearer token is not valid for this cluster")
+        }
+        if let claimed, claimed != id {
+            throw DFSError.forbidden("the token belongs to client \(id), not client \(claimed)")
+        }
+        return id
+    }
+
+    /// Server-to-server routes need the cluster secret (401 otherwise, and nothing changes).
+    static func requireClusterToken(_ request: Request, _ directory: Directory) throws {
+        guard directory.secret.matches(request.header(ClusterSecret.header)) else {
+            throw DFSError.unauthorized("this route is for the cluster's servers: '\(ClusterSecret.header)' is missing or wrong")
+        }
     }
 
     /// Validates a namespace path, as a 400 `invalid_path` when it is not acceptable.
@@ -92,10 +125,10 @@ enum DirectoryRoutes {
         return value
     }
 
-    static func clientId(_ request: Request) throws -> Int64 {
-        guard let text = request.query["client_id"], let value = Int64(text) else {
-            throw DFSError.badRequest("query parameter 'client_id' (an integer) is required")
-        }
+    /// The optional `client_id` query parameter.
+    static func clientId(_ request: Request) throws -> Int64? {
+        guard let text = request.query["client_id"] else { return nil }
+        guard let value = Int64(text) else { throw DFSError.badRequest("query parameter 'client_id' must be an integer") }
         return value
     }
 

@@ -13,7 +13,6 @@ enum Schema {
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             url TEXT NOT NULL,
             capacity_bytes INTEGER NOT NULL,
-            ticket_key TEXT NOT NULL,
             registered_ms INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS entries(
             id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -38,10 +38,13 @@ final class FileService: Sendable {
     let capacityBytes: Int64
     private let identity: Mutex<Identity?>
 
-    init(store: FileStore, capacityBytes: Int64, identity: Identity?) {
+    let secret: ClusterSecret
+
+    init(store: FileStore, capacityBytes: Int64, identity: Identity?, secret: ClusterSecret) {
         self.store = store
         self.capacityBytes = capacityBytes
         self.identity = Mutex(identity)
+        self.secret = secret
     }
 
     var currentIdentity: Identity? { identity.withLock { $0 } }
@@ -49,10 +52,10 @@ final class FileService: Sendable {
 
     /// The signer for tickets, once the server is registered.
     func signer() throws -> (Int64, TicketSigner) {
-        guard let id = currentIdentity, let signer = TicketSigner(hexKey: id.ticketKey) else {
+        guard let id = currentIdentity else {
             throw DFSError.unavailable("this file server is not registered with the directory yet")
         }
-        return (id.fileServerId, signer)
+        return (id.fileServerId, secret.tickets)
     }
 
     // MARK: Handlers
@@ -68,9 +71,11 @@ final class FileService: Sendable {
         }
         guard let ticket = request.query["ticket"],
             signer.verify(
-                ticket, .put, fileId: name.fileId, version: name.version, detail: TicketSigner.fenceDetail(fence))
+                ticket, .put, fileId: name.fileId, version: name.version, detail: TicketSigner.fenceDetail(fence),
+                nowMs: wallClockMs())
         else {
-            throw DFSError.forbidden("file \(name.fileId) version \(name.version) was not assigned to this server")
+            throw DFSError.forbidden(
+                "no valid ticket: file \(name.fileId) version \(name.version) was not assigned here, or the grant expired")
         }
         if let fence, let newest = fences.newest(name.fileId), fence < newest {
             throw DFSError(
@@ -132,10 +137,13 @@ final class FileService: Sendable {
 
     /// `DELETE /files/{id}?version=V&ticket=T`.
     func delete(_ request: Request, _ params: PathParameters) throws -> Response {
+        guard secret.matches(request.header(ClusterSecret.header)) else {
+            throw DFSError.unauthorized("deleting blobs is for the directory: '\(ClusterSecret.header)' is missing or wrong")
+        }
         let name = try blobName(request, params)
         let (_, signer) = try signer()
         guard let ticket = request.query["ticket"],
-            signer.verify(ticket, .delete, fileId: name.fileId, version: name.version)
+            signer.verify(ticket, .delete, fileId: name.fileId, version: name.version, nowMs: wallClockMs())
         else {
             throw DFSError.forbidden("deleting file \(name.fileId) version \(name.version) needs the directory's ticket")
         }
@@ -217,8 +225,10 @@ final class UploadConsumer: BodyConsumer {
                 }
             }
             try service.store.install(upload)
+            // Bound to this server, size and checksum; long-lived enough for any commit that follows the upload.
             let receipt = signer.sign(
-                .stored, fileId: name.fileId, version: name.version, detail: "\(upload.size):\(sha256)")
+                .stored, fileId: name.fileId, version: name.version, detail: "\(serverId):\(upload.size):\(sha256)",
+                expiresAtMs: wallClockMs() + 86_400_000)
             return .json(
                 UploadResult(
                     fileServerId: serverId, fileId: name.fileId, version: name.version, size: upload.size,

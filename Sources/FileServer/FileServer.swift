@@ -16,7 +16,8 @@ public final class FileServer: Sendable {
     public init(config: FileServerConfig, logger: Logger) throws {
         let store = try FileStore(dataDir: config.dataDir)
         let service = FileService(
-            store: store, capacityBytes: config.capacityBytes, identity: Identity.load(dataDir: config.dataDir))
+            store: store, capacityBytes: config.capacityBytes, identity: Identity.load(dataDir: config.dataDir),
+            secret: ClusterSecret(config.clusterSecret))
         let router = Router(routes: FileServerRoutes.routes(service), logger: logger)
         var options = ServerOptions()
         options.host = config.listen.host
@@ -103,17 +104,24 @@ final class Heartbeat: Sendable {
         }
     }
 
+    private var clusterHeaders: [Curl.HTTPHeader] {
+        [
+            Curl.HTTPHeader("Content-Type", "application/json"),
+            Curl.HTTPHeader(ClusterSecret.header, ClusterSecret(config.clusterSecret).token),
+        ]
+    }
+
     private func register(_ client: HTTPClient) throws {
         let request = RegisterFileServerRequest(
             url: publicURL, capacityBytes: config.capacityBytes, fileServerId: service.currentIdentity?.fileServerId)
         let response = try client.send(
             method: "POST", url: config.directory + "/register_fileserver",
-            headers: [Curl.HTTPHeader("Content-Type", "application/json")], body: .data(try WireJSON.encode(request)))
+            headers: clusterHeaders, body: .data(try WireJSON.encode(request)))
         guard response.status == 201 || response.status == 200 else {
             throw DFSError(502, .unavailable, "registration answered \(response.status)")
         }
         let answer = try WireJSON.decode(RegisterFileServerResponse.self, from: response.body)
-        let identity = Identity(fileServerId: answer.fileServerId, ticketKey: answer.ticketKey)
+        let identity = Identity(fileServerId: answer.fileServerId)
         if identity != service.currentIdentity {
             try identity.save(dataDir: config.dataDir)
             service.setIdentity(identity)
@@ -133,7 +141,7 @@ final class Heartbeat: Sendable {
         let body = HeartbeatRequest(fileServerId: id, usedBytes: usage.bytes, fileCount: usage.files)
         let response = try client.send(
             method: "POST", url: config.directory + "/heartbeat",
-            headers: [Curl.HTTPHeader("Content-Type", "application/json")], body: .data(try WireJSON.encode(body)))
+            headers: clusterHeaders, body: .data(try WireJSON.encode(body)))
         return response.status != 404
     }
 }

@@ -4,6 +4,7 @@ import ServerKit
 public struct FileServerConfig: Sendable {
     public static let keys: Set<String> = [
         "listen", "directory", "data_dir", "capacity_bytes", "public_url", "threads", "heartbeat_interval_ms",
+        "cluster_secret",
     ]
 
     public var listen = ListenAddress(host: "127.0.0.1", port: 5001)
@@ -14,6 +15,7 @@ public struct FileServerConfig: Sendable {
     public var publicURL = ""
     public var threads = 4
     public var heartbeatIntervalMs: Int64 = 2000
+    public var clusterSecret = ClusterSecret.placeholder
 
     public init() {}
 
@@ -26,5 +28,6 @@ public struct FileServerConfig: Sendable {
         if !publicURL.isEmpty { publicURL = try file.httpURL("public_url", default: "") }
         threads = Int(try file.integer("threads", default: 4, range: 1...256))
         heartbeatIntervalMs = try file.integer("heartbeat_interval_ms", default: 2000, range: 50...600_000)
+        clusterSecret = try file.string("cluster_secret", default: ClusterSecret.placeholder)
     }
 }

@@ -2,10 +2,9 @@ import DFSProtocol
 import Foundation
 import ServerKit
 
-/// What a file server keeps about itself across restarts: its id and the ticket key from the directory.
+/// What a file server keeps about itself across restarts: the id the directory gave it.
 struct Identity: Codable, Equatable {
     var fileServerId: Int64
-    var ticketKey: String
 
     static func load(dataDir: String) -> Identity? {
         guard let data = FileManager.default.contents(atPath: dataDir + "/identity.json") else { return nil }

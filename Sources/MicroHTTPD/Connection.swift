@@ -67,15 +67,25 @@ final class Connection {
         }
     }
 
-    /// First call. Only an announced over-limit body is answered now: that closes the connection, which is
-    /// wanted, and MHD then skips `100 Continue` so the client does not send the body.
+    /// First call. An announced over-limit body is refused. A client waiting for `100 Continue` is answered now
+    /// (MHD skips the `100` and closes, so the body is never sent). A client already sending the body would see
+    /// a reset before reading the answer, so a moderate body is read and discarded first; only a huge one is
+    /// answered at once.
     func headersComplete(_ connection: OpaquePointer) -> MHD_Result {
         guard case .collecting(let limit, let tooLarge, _, _) = phase,
             let announced = MHD_lookup_connection_value(connection, .HEADER_KIND, "Content-Length"),
             let length = UInt64(String(cString: announced)), length > UInt64(limit)
         else { return .YES }
-        return answer(tooLarge, connection)
+        let expect = MHD_lookup_connection_value(connection, .HEADER_KIND, "Expect").map { String(cString: $0) }
+        if expect?.lowercased() == "100-continue" || length > Self.maxDiscardedBody {
+            return answer(tooLarge, connection)
+        }
+        phase = .discarding(tooLarge)
+        return .YES
     }
+
+    /// The largest refused body that is read and thrown away so its sender can read the refusal.
+    static let maxDiscardedBody: UInt64 = 64 << 20
 
     /// A body chunk; `data` is valid only during this call.
     func bodyChunk(_ data: UnsafePointer<CChar>?, _ size: Int, _ connection: OpaquePointer) -> MHD_Result {

@@ -24,6 +24,7 @@ public struct DFSError: Error, Equatable, CustomStringConvertible {
     public static func notADirectory(_ message: String) -> DFSError { DFSError(409, .notADirectory, message) }
     public static func isADirectory(_ message: String) -> DFSError { DFSError(409, .isADirectory, message) }
     public static func conflict(_ message: String) -> DFSError { DFSError(409, .conflict, message) }
+    public static func unauthorized(_ message: String) -> DFSError { DFSError(401, .unauthorized, message) }
     public static func forbidden(_ message: String) -> DFSError { DFSError(403, .forbidden, message) }
     public static func tooLarge(_ message: String) -> DFSError { DFSError(413, .tooLarge, message) }
     public static func unavailable(_ message: String) -> DFSError { DFSError(503, .unavailable, message) }

@@ -1,10 +1,78 @@
 import Crypto
 import Foundation
 
-/// Signed permission for one operation on one blob, checked by the file server without asking the directory.
+/// The cluster's shared secret and the keys derived from it.
 ///
-/// The directory and each file server share a random key, given at registration. A ticket is
-/// `hex(HMAC-SHA256(key, "<op>:<file id>:<version>:<detail>"))`.
+/// Every server of a cluster has the same `cluster_secret`. It proves a peer is a server of this cluster
+/// (`X-DFS-Cluster-Token` on registration, heartbeats and server-to-server calls), and it keys the HMACs of upload
+/// tickets, receipts and client tokens — so file servers can check the directory's orders without asking it.
+public struct ClusterSecret: Sendable {
+    /// The placeholder the shipped configuration files carry; servers warn when they run with it.
+    public static let placeholder = "change-me"
+    /// The header servers send to each other.
+    public static let header = "X-DFS-Cluster-Token"
+
+    private let secret: String
+
+    public init(_ secret: String) {
+        self.secret = secret
+    }
+
+    public var isPlaceholder: Bool { secret == Self.placeholder }
+
+    /// The value for the `X-DFS-Cluster-Token` header.
+    public var token: String { secret }
+
+    /// Whether a presented header value is this secret (compared in constant time).
+    public func matches(_ presented: String?) -> Bool {
+        guard let presented else { return false }
+        let a = Array(presented.utf8)
+        let b = Array(secret.utf8)
+        guard a.count == b.count else { return false }
+        return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
+    /// The signer of tickets and receipts.
+    public var tickets: TicketSigner { TicketSigner(key: derive("dfs-tickets")) }
+
+    /// The signer of client tokens.
+    public var clientTokens: ClientTokens { ClientTokens(key: derive("dfs-client-tokens")) }
+
+    private func derive(_ purpose: String) -> Data {
+        Data(HMAC<SHA256>.authenticationCode(for: Data(purpose.utf8), using: SymmetricKey(data: Data(secret.utf8))))
+    }
+}
+
+/// Bearer tokens that prove a client's id: `<client id>.<hex HMAC(key, "client:<id>")>`.
+public struct ClientTokens: Sendable {
+    private let key: Data
+
+    init(key: Data) {
+        self.key = key
+    }
+
+    public func token(for clientId: Int64) -> String {
+        "\(clientId)." + mac(clientId).hexString
+    }
+
+    /// The client id a token proves, or nil when it is not a valid token.
+    public func clientId(from token: String) -> Int64? {
+        let parts = token.split(separator: ".", maxSplits: 1)
+        guard parts.count == 2, let id = Int64(parts[0]), id > 0, let code = Data(hex: String(parts[1])) else {
+            return nil
+        }
+        let valid = HMAC<SHA256>.isValidAuthenticationCode(
+            code, authenticating: Data("client:\(id)".utf8), using: SymmetricKey(data: key))
+        return valid ? id : nil
+    }
+
+    private func mac(_ clientId: Int64) -> Data {
+        Data(HMAC<SHA256>.authenticationCode(for: Data("client:\(clientId)".utf8), using: SymmetricKey(data: key)))
+    }
+}
+
+/// Short-lived, signed permission for one operation on one blob, checked by a file server without asking the
+/// directory (like SeaweedFS's per-fid JWT). A ticket is `<expiry ms>.<hex HMAC(key, "<op>:<id>:<version>:<detail>:<expiry>")>`.
 public struct TicketSigner: Sendable {
     public enum Operation: String, Sendable {
         /// Upload the bytes of a new blob.
@@ -18,10 +86,8 @@ public struct TicketSigner: Sendable {
     private let keyBytes: Data
     private var key: SymmetricKey { SymmetricKey(data: keyBytes) }
 
-    /// - Parameter hexKey: the shared key as hex; nil when it is not valid hex.
-    public init?(hexKey: String) {
-        guard let bytes = Data(hex: hexKey), bytes.count >= 16 else { return nil }
-        keyBytes = bytes
+    init(key: Data) {
+        keyBytes = key
     }
 
     /// The ticket detail binding an upload to a lock's fencing token (empty when written without a lock).
@@ -29,28 +95,35 @@ public struct TicketSigner: Sendable {
         token.map { "fence=\($0)" } ?? ""
     }
 
-    /// A new random key, as hex.
-    public static func newKey() -> String {
-        SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.hexString
+    /// A ticket valid until `expiresAtMs` (wall clock, milliseconds since the epoch).
+    public func sign(
+        _ operation: Operation, fileId: Int64, version: Int64, detail: String = "", expiresAtMs: Int64
+    ) -> String {
+        let message = Self.message(operation, fileId, version, detail, expiresAtMs)
+        return "\(expiresAtMs)." + Data(HMAC<SHA256>.authenticationCode(for: message, using: key)).hexString
     }
 
-    public func sign(_ operation: Operation, fileId: Int64, version: Int64, detail: String = "") -> String {
-        let message = Self.message(operation, fileId, version, detail)
-        return Data(HMAC<SHA256>.authenticationCode(for: message, using: key)).hexString
-    }
-
+    /// True when the ticket is genuine for exactly these claims and has not expired at `nowMs`.
     public func verify(
-        _ ticket: String, _ operation: Operation, fileId: Int64, version: Int64, detail: String = ""
+        _ ticket: String, _ operation: Operation, fileId: Int64, version: Int64, detail: String = "", nowMs: Int64
     ) -> Bool {
-        guard let code = Data(hex: ticket) else { return false }
-        let message = Self.message(operation, fileId, version, detail)
+        let parts = ticket.split(separator: ".", maxSplits: 1)
+        guard parts.count == 2, let expiresAtMs = Int64(parts[0]), expiresAtMs >= nowMs,
+            let code = Data(hex: String(parts[1]))
+        else { return false }
+        let message = Self.message(operation, fileId, version, detail, expiresAtMs)
         return HMAC<SHA256>.isValidAuthenticationCode(code, authenticating: message, using: key)
     }
 
-    private static func message(_ operation: Operation, _ fileId: Int64, _ version: Int64, _ detail: String) -> Data {
-        Data("\(operation.rawValue):\(fileId):\(version):\(detail)".utf8)
+    private static func message(
+        _ operation: Operation, _ fileId: Int64, _ version: Int64, _ detail: String, _ expiresAtMs: Int64
+    ) -> Data {
+        Data("\(operation.rawValue):\(fileId):\(version):\(detail):\(expiresAtMs)".utf8)
     }
 }
+
+/// Wall-clock milliseconds since the epoch (ticket expiry is compared across servers).
+public func wallClockMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
 extension Data {
     /// Lowercase hex of the bytes.

@@ -41,6 +41,18 @@ struct ServerOptionsGroup: ParsableArguments {
         return address
     }
 
+    /// `DFS_CLUSTER_SECRET`, which overrides the file's `cluster_secret` (so it need not be written to disk).
+    var environmentSecret: String? {
+        ProcessInfo.processInfo.environment["DFS_CLUSTER_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
+    func warnIfPlaceholder(_ secret: String, _ logger: Logger) {
+        if ClusterSecret(secret).isPlaceholder {
+            logger.warning(
+                "cluster_secret is the shipped placeholder: anyone who can reach this server can act as a cluster server. Set a real secret (make run generates one).")
+        }
+    }
+
     func logger(_ label: String) throws -> Logger {
         guard let level = Logger.Level(rawValue: logLevel) else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -90,7 +102,9 @@ extension DFSD {
                 var config = try DirectoryConfig(try options.configFile(keys: DirectoryConfig.keys))
                 if let listen = try options.listenAddress() { config.listen = listen }
                 if let dataDir = options.dataDir { config.dataDir = dataDir }
+                if let secret = options.environmentSecret { config.clusterSecret = secret }
                 let logger = try options.logger("dfs.directory")
+                options.warnIfPlaceholder(config.clusterSecret, logger)
                 let server = try DirectoryServer(config: config, logger: logger)
                 serveUntilSignal(role: "directory", url: config.listen.with(port: server.port).url) { server.stop() }
             }
@@ -112,7 +126,9 @@ extension DFSD {
                 if let listen = try options.listenAddress() { config.listen = listen }
                 if let dataDir = options.dataDir { config.dataDir = dataDir }
                 if let directory { config.directory = directory }
+                if let secret = options.environmentSecret { config.clusterSecret = secret }
                 let logger = try options.logger("dfs.fileserver")
+                options.warnIfPlaceholder(config.clusterSecret, logger)
                 let server = try FileServer(config: config, logger: logger)
                 serveUntilSignal(role: "fileserver", url: config.listen.with(port: server.port).url) { server.stop() }
             }

@@ -62,28 +62,46 @@ import Testing
 }
 
 @Suite struct TicketTests {
-    @Test func signsAndVerifiesPerOperationAndBlob() throws {
-        let signer = try #require(TicketSigner(hexKey: TicketSigner.newKey()))
-        let ticket = signer.sign(.put, fileId: 18, version: 3)
-        #expect(signer.verify(ticket, .put, fileId: 18, version: 3))
-        #expect(!signer.verify(ticket, .delete, fileId: 18, version: 3))
-        #expect(!signer.verify(ticket, .put, fileId: 18, version: 4))
-        #expect(!signer.verify(ticket, .put, fileId: 19, version: 3))
-        #expect(!signer.verify("zz", .put, fileId: 18, version: 3))
-        let other = try #require(TicketSigner(hexKey: TicketSigner.newKey()))
-        #expect(!other.verify(ticket, .put, fileId: 18, version: 3))
+    let signer = ClusterSecret("s3cret").tickets
+    let future: Int64 = 2_000_000_000_000
+
+    @Test func signsAndVerifiesPerOperationAndBlob() {
+        let ticket = signer.sign(.put, fileId: 18, version: 3, expiresAtMs: future)
+        #expect(signer.verify(ticket, .put, fileId: 18, version: 3, nowMs: 0))
+        #expect(!signer.verify(ticket, .delete, fileId: 18, version: 3, nowMs: 0))
+        #expect(!signer.verify(ticket, .put, fileId: 18, version: 4, nowMs: 0))
+        #expect(!signer.verify(ticket, .put, fileId: 19, version: 3, nowMs: 0))
+        #expect(!signer.verify("zz", .put, fileId: 18, version: 3, nowMs: 0))
+        #expect(!ClusterSecret("other").tickets.verify(ticket, .put, fileId: 18, version: 3, nowMs: 0))
     }
 
-    @Test func receiptsBindSizeAndChecksum() throws {
-        let signer = try #require(TicketSigner(hexKey: TicketSigner.newKey()))
-        let receipt = signer.sign(.stored, fileId: 1, version: 2, detail: "5:abc")
-        #expect(signer.verify(receipt, .stored, fileId: 1, version: 2, detail: "5:abc"))
-        #expect(!signer.verify(receipt, .stored, fileId: 1, version: 2, detail: "6:abc"))
+    @Test func expiresAndCannotBeExtended() {
+        let ticket = signer.sign(.put, fileId: 1, version: 1, expiresAtMs: 1000)
+        #expect(signer.verify(ticket, .put, fileId: 1, version: 1, nowMs: 1000))
+        #expect(!signer.verify(ticket, .put, fileId: 1, version: 1, nowMs: 1001))
+        let stretched = "9999999999999" + ticket.drop { $0 != "." }
+        #expect(!signer.verify(stretched, .put, fileId: 1, version: 1, nowMs: 1001))
     }
 
-    @Test func rejectsBadKeys() {
-        #expect(TicketSigner(hexKey: "not hex") == nil)
-        #expect(TicketSigner(hexKey: "abcd") == nil)
+    @Test func receiptsBindDetail() {
+        let receipt = signer.sign(.stored, fileId: 1, version: 2, detail: "3:5:abc", expiresAtMs: future)
+        #expect(signer.verify(receipt, .stored, fileId: 1, version: 2, detail: "3:5:abc", nowMs: 0))
+        #expect(!signer.verify(receipt, .stored, fileId: 1, version: 2, detail: "3:6:abc", nowMs: 0))
+    }
+
+    @Test func clientTokensProveTheirIdOnly() {
+        let tokens = ClusterSecret("s3cret").clientTokens
+        let token = tokens.token(for: 42)
+        #expect(tokens.clientId(from: token) == 42)
+        #expect(tokens.clientId(from: "43" + token.drop { $0 != "." }) == nil)
+        #expect(ClusterSecret("other").clientTokens.clientId(from: token) == nil)
+        #expect(tokens.clientId(from: "garbage") == nil)
+    }
+
+    @Test func clusterSecretComparison() {
+        let secret = ClusterSecret("abc")
+        #expect(secret.matches("abc") && !secret.matches("abd") && !secret.matches(nil) && !secret.matches("ab"))
+        #expect(ClusterSecret(ClusterSecret.placeholder).isPlaceholder)
     }
 }
 
@@ -107,8 +125,8 @@ import Testing
     }
 
     @Test func snakeCaseKeys() throws {
-        let data = try WireJSON.encode(RegisterClientResponse(clientId: 7))
-        #expect(String(decoding: data, as: UTF8.self) == #"{"client_id":7}"#)
+        let data = try WireJSON.encode(RegisterClientResponse(clientId: 7, token: "7.ab"))
+        #expect(String(decoding: data, as: UTF8.self) == #"{"client_id":7,"token":"7.ab"}"#)
         let decoded = try WireJSON.decode(
             RegisterFileServerRequest.self, from: Data(#"{"url":"http://h:1","capacity_bytes":5}"#.utf8))
         #expect(decoded.capacityBytes == 5 && decoded.fileServerId == nil)

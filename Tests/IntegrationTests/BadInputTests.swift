@@ -19,7 +19,7 @@ import Testing
         defer { cluster.shutdown() }
         let url = cluster.directory.url
         let http = HTTPClient()
-        let json = [HTTPHeader("Content-Type", "application/json")]
+        let json = try cluster.rawClient().headers
 
         expectError(try http.send(method: "POST", url: url + "/mkdir", headers: json, body: .data(Data("{".utf8))), 400, "bad_request")
         expectError(try http.send(method: "POST", url: url + "/mkdir", headers: json, body: .data(Data("{}".utf8))), 400, "bad_request")
@@ -54,8 +54,10 @@ import Testing
             try http.send(
                 method: "POST", url: url + "/writes", headers: json, body: .data(Data(#"{"path":"/"}"#.utf8))), 409,
             "is_a_directory")
-        expectError(try http.send(method: "DELETE", url: url + "/entries?path=/"), 400, "bad_request")
-        expectError(try http.send(method: "DELETE", url: url + "/entries?path=/x&recursive=maybe"), 400, "bad_request")
+        expectError(try http.send(method: "DELETE", url: url + "/entries?path=/", headers: json), 400, "bad_request")
+        expectError(
+            try http.send(method: "DELETE", url: url + "/entries?path=/x&recursive=maybe", headers: json), 400,
+            "bad_request")
 
         // A commit without the file server's receipt is refused: nobody can point a name at bytes never stored.
         let ticket = try WireJSON.decode(
@@ -91,7 +93,13 @@ import Testing
             try http.send(
                 method: "PUT", url: server + "/files/\(entry.fileId!)?version=\(entry.version!)&ticket=00",
                 body: .data(Data("evil".utf8))), 403, "forbidden")
-        expectError(try http.send(method: "DELETE", url: server + "/files/\(entry.fileId!)?version=\(entry.version!)"), 403, "forbidden")
+        expectError(
+            try http.send(method: "DELETE", url: server + "/files/\(entry.fileId!)?version=\(entry.version!)"), 401,
+            "unauthorized")
+        expectError(
+            try http.send(
+                method: "DELETE", url: server + "/files/\(entry.fileId!)?version=\(entry.version!)",
+                headers: [HTTPHeader("X-DFS-Cluster-Token", cluster.secret)]), 403, "forbidden")
         expectError(try http.send(method: "GET", url: server + "/files/abc?version=1"), 400, "bad_request")
         expectError(try http.send(method: "GET", url: server + "/files/1"), 400, "bad_request")
         expectError(try http.send(method: "GET", url: server + "/files/424242?version=1"), 404, "not_found")

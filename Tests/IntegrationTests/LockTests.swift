@@ -87,15 +87,22 @@ import Testing
         defer { cluster.shutdown() }
         let owner = cluster.client(home: cluster.tempPath("owner"))
         let lease = try owner.lock("/f", mode: .write)
-        let other = try cluster.client(home: cluster.tempPath("other")).clientId()
+        let other = try cluster.rawClient()
         let http = HTTPClient()
         let url = cluster.directory.url
-        let release = try http.send(method: "DELETE", url: url + "/locks/\(lease.info.lockId)?client_id=\(other)")
+        let release = try http.send(method: "DELETE", url: url + "/locks/\(lease.info.lockId)", headers: other.headers)
         #expect(release.status == 403)
         let renew = try http.send(
-            method: "PUT", url: url + "/locks/\(lease.info.lockId)",
-            body: .data(try WireJSON.encode(RenewRequest(clientId: other))))
+            method: "PUT", url: url + "/locks/\(lease.info.lockId)", headers: other.headers,
+            body: .data(try WireJSON.encode(RenewRequest())))
         #expect(renew.status == 403)
+        // Claiming to be the owner does not help: the token decides who you are.
+        let impersonate = try http.send(
+            method: "DELETE", url: url + "/locks/\(lease.info.lockId)?client_id=\(lease.info.clientId)",
+            headers: other.headers)
+        #expect(impersonate.status == 403)
+        let anonymous = try http.send(method: "DELETE", url: url + "/locks/\(lease.info.lockId)")
+        #expect(anonymous.status == 401)
         #expect(try owner.locks("/f").holders.count == 1)
         try lease.release()
         #expect(try owner.locks("/f").holders.isEmpty)
@@ -117,7 +124,7 @@ import Testing
 
         // The holder gets an upload ticket, then pauses past its lease.
         let http = HTTPClient()
-        let json = [HTTPHeader("Content-Type", "application/json")]
+        let json = try cluster.headers(home: cluster.tempPath("holder"))
         let ticketResponse = try http.send(
             method: "POST", url: cluster.directory.url + "/writes", headers: json,
             body: .data(

@@ -1,3 +1,4 @@
+import Curl
 import DFSClient
 import DFSProtocol
 import Foundation
@@ -97,11 +98,15 @@ final class TestCluster: @unchecked Sendable {
     private(set) var fileServers: [ServerProcess] = []
     private var fileServerPorts: [String] = []
 
+    /// This cluster's secret (each test cluster has its own).
+    let secret = UUID().uuidString + UUID().uuidString
+
     init(fileServers count: Int = 3, directoryConf: String = "") throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("dfs-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let conf = """
             listen = 127.0.0.1:0
+            cluster_secret = \(secret)
             data_dir = \(root)/directory
             heartbeat_interval_ms = 200
             stale_after_ms = 2000
@@ -130,6 +135,7 @@ final class TestCluster: @unchecked Sendable {
         let conf = """
             listen = 127.0.0.1:\(fileServerPorts[index])
             directory = \(directory.url)
+            cluster_secret = \(secret)
             data_dir = \(root)/fs\(index)
             heartbeat_interval_ms = 200
             """
@@ -184,6 +190,24 @@ final class TestCluster: @unchecked Sendable {
     func bytesServed() throws -> Int64 {
         let client = self.client()
         return try client.fileServers().reduce(0) { $0 + (try client.fileServerStats(url: $1.url).bytesServed) }
+    }
+
+    /// Registers a new client over plain HTTP; returns its id and the headers that authenticate it.
+    func rawClient() throws -> (id: Int64, headers: [HTTPHeader]) {
+        let response = try HTTPClient().send(method: "POST", url: directory.url + "/register_client")
+        let answer = try WireJSON.decode(RegisterClientResponse.self, from: response.body)
+        return (answer.clientId, Self.headers(token: answer.token))
+    }
+
+    /// The headers a `DFSClient` with this home sends (its bearer token, from `client.json`).
+    func headers(home: String) throws -> [HTTPHeader] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: home + "/client.json"))
+        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        return Self.headers(token: object?["token"] as? String ?? "")
+    }
+
+    static func headers(token: String) -> [HTTPHeader] {
+        [HTTPHeader("Content-Type", "application/json"), HTTPHeader("Authorization", "Bearer \(token)")]
     }
 
     /// A fresh temp file path inside the cluster directory.
