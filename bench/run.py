@@ -495,7 +495,8 @@ def small_writes(h, c, cfg, res):
                 figures[which] = h.bench("writes", "--directory", c.url, "--prefix", f"/small/r{rep}", "--files", n,
                                          "--clients", k, "--home", h.path(f"wh{rep}"))["per_s"]
             else:
-                figures[which] = h.bench("rawfsync", "--dir", h.path("raw", f"r{rep}"), "--files", n,
+                # 3× the files: the raw loop is ~15× faster, and a run under a second is at the mercy of writeback.
+                figures[which] = h.bench("rawfsync", "--dir", h.path("raw", f"r{rep}"), "--files", 3 * n,
                                          "--clients", k)["per_s"]
         ours.append(figures["ours"])
         ref.append(figures["raw"])
@@ -567,10 +568,12 @@ def big_listing(h, c, cfg, res):
         cli.append(seconds * 1000)
     res.extras["ls"] = {"entries": n, "response_bytes": out["response_bytes"], "http_ms": summary(out["http_ms"]),
                         "cli_ms": summary(cli), "fill_files_per_s": filled["per_s"]}
-    res.add("ls", f"ls of a {n:,}-entry directory", "ms", out["library_ms"], target=("<", 100, "< 100 ms"),
+    res.add("ls", f"ls of a {n:,}-entry directory (library)", "ms", out["library_ms"], target=("<", 100, "< 100 ms"),
             ratio_of="ours", better="lower",
-            note=f"library list(): one {out['response_bytes']:,}-byte response, not paginated; HTTP alone "
-                 f"{fmt(statistics.median(out['http_ms']))} ms; `dfs ls` process {fmt(statistics.median(cli))} ms")
+            note=f"DFSClient.list(): one {out['response_bytes']:,}-byte response, not paginated; the HTTP exchange "
+                 f"alone {fmt(statistics.median(out['http_ms']))} ms")
+    res.add("ls_cli", f"`dfs ls` of the same directory (whole process)", "ms", cli, better="lower",
+            note="for information: includes process start and printing to a pipe")
 
 
 def lock_handover(h, c, cfg, res):
@@ -658,7 +661,8 @@ def cached_read(h, c, link, cfg, res):
     label = f"{size // MiB} MiB"
     res.add("cached_read", f"cached read of an unchanged {label} file {where}", "s", cached,
             (f"s cold read, {fmt(statistics.median(out['cold_bytes_served']) / MiB)} MiB served", cold),
-            [a / b for a, b in zip(cold, cached)], (">=", 10, "≥ 10× faster, 0 bytes"), check=zero, better="lower",
+            [a / b for a, b in zip(cold, cached)], (">=", 10, "≥ 10× faster, 0 bytes") if link else None,
+            check=zero if link else None, better="lower",
             note=f"bytes served by file servers during the cached reads: {served}"
                  + (f"; link ping RTT {fmt(rtt)} ms" if rtt else ""))
     res.extras["cached_read"] = out
@@ -683,10 +687,13 @@ def link_reads(h, c, link, cfg, res):
     ref_label = "ms link round trip (ping)" if link else "ms GET /health round trip"
     note = (f"{cfg['link_files']} files per repetition, one connected client, default settings; "
             f"HTTP GET /health round trip {fmt(statistics.median(health))} ms")
+    # Round trips are counted: N round trips pass up to N + 0.1 × RTT, the slack covering the client's local work
+    # (cache index, file open) and the delay line's per-packet cost; one more round trip would add a whole 1.0.
     res.add("link_uncached", f"4 KiB read {where}, uncached", "ms/file", uncached, (ref_label, rtts), ratio_u,
-            ("<=", 2, "≤ 2 round trips") if link else None, note=note, better="lower")
+            ("<=", 2.1, "≤ 2 round trips (≤ 2.1×)") if link else None, note=note, better="lower")
     res.add("link_revalidated", f"4 KiB read {where}, revalidated from cache", "ms/file", revalidated,
-            (ref_label, rtts), ratio_r, ("<=", 1, "≤ 1 round trip") if link else None, note=note, better="lower")
+            (ref_label, rtts), ratio_r, ("<=", 1.1, "≤ 1 round trip (≤ 1.1×)") if link else None, note=note,
+            better="lower")
 
 
 # ---------------------------------------------------------------------------------------------------------------

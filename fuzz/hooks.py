@@ -2,9 +2,10 @@
 
 They only steer generation towards the servers' real logic; they never weaken a check:
 
-* `DFS_FUZZ_CLIENT_ID` (set by run_fuzz.py when POST /register_client returned a token): half of the lock requests
-  name the client the bearer token proves, so the lock table is reached instead of a 403 every time; the other half
-  keep the generated (usually foreign) client id, which must be refused with 403.
+* `DFS_FUZZ_CLIENT_ID` (set by run_fuzz.py when POST /register_client returned a token): in valid lock requests,
+  the even generated client ids are replaced by the client the bearer token proves, so the lock table is reached
+  instead of a 403 every time; the others stay (usually foreign ids, which must be refused with 403). Invalid
+  (negative) cases are never touched.
 * OpenAPI links, added to the loaded schema only (not to docs/openapi.yaml), let the stateful phase chain calls:
   a granted lock is renewed and released, a created directory is listed, stat-ed, moved and removed, a begun
   write is committed (with forged receipts, which must be refused).
@@ -15,29 +16,30 @@ from __future__ import annotations
 import os
 
 import schemathesis
-from hypothesis import strategies as st
 
 CLIENT_ID = os.environ.get("DFS_FUZZ_CLIENT_ID")
 
 
-def _ours(context) -> bool:
-    return CLIENT_ID is not None and context.operation is not None
+def _positive(case) -> bool:
+    meta = getattr(case, "_meta", None)
+    return meta is not None and not meta.generation.mode.is_negative
+
+
+def _swap(value: object) -> bool:
+    """Half of the generated client ids (deterministically: the even ones) become ours."""
+    return isinstance(value, int) and not isinstance(value, bool) and value % 2 == 0
 
 
 @schemathesis.hook
-def flatmap_body(context, body):
-    if not _ours(context) or not isinstance(body, dict) or "client_id" not in body:
-        return st.just(body)
-    if context.operation.path not in ("/locks", "/locks/{id}"):
-        return st.just(body)
-    return st.sampled_from([body, {**body, "client_id": int(CLIENT_ID)}])
-
-
-@schemathesis.hook
-def flatmap_query(context, query):
-    if not _ours(context) or not isinstance(query, dict) or "client_id" not in query:
-        return st.just(query)
-    return st.sampled_from([query, {**query, "client_id": int(CLIENT_ID)}])
+def map_case(context, case):
+    # Only valid (positive) cases: a negative case's client_id must stay as generated (invalid on purpose).
+    if CLIENT_ID is None or not _positive(case) or case.operation.path not in ("/locks", "/locks/{id}"):
+        return case
+    if isinstance(case.body, dict) and _swap(case.body.get("client_id")):
+        case.body = {**case.body, "client_id": int(CLIENT_ID)}
+    if isinstance(case.query, dict) and _swap(case.query.get("client_id")):
+        case.query = {**case.query, "client_id": int(CLIENT_ID)}
+    return case
 
 
 def _link(operation_id: str, parameters: dict | None = None, body: object | None = None) -> dict:

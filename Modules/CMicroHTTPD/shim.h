@@ -9,18 +9,43 @@
 #include <microhttpd.h>
 
 /// Fixed-arity MHD_start_daemon(..., options, MHD_OPTION_END): variadic, so Swift can't call it (exact C types here).
+/// The HTTPS options are left out when `tls_cert_pem` is NULL: MHD rejects them without MHD_USE_TLS.
 static inline struct MHD_Daemon *dfs_mhd_start_daemon(
     unsigned int flags, uint16_t port,
     MHD_AccessHandlerCallback handler, void *handler_cls,
     MHD_RequestCompletedCallback completed, void *completed_cls,
+    MHD_LogCallback logger, void *logger_cls,
+    MHD_NotifyConnectionCallback notify_connection, void *notify_connection_cls,
     const struct sockaddr *address,
-    unsigned int thread_pool_size, size_t connection_memory_limit, unsigned int connection_timeout_seconds) {
+    unsigned int thread_pool_size, size_t connection_memory_limit, unsigned int connection_timeout_seconds,
+    unsigned int connection_limit, unsigned int per_ip_connection_limit,
+    const char *tls_cert_pem, const char *tls_key_pem) {
+    if (tls_cert_pem == NULL) {
+        return MHD_start_daemon(flags, port, NULL, NULL, handler, handler_cls,
+                                MHD_OPTION_EXTERNAL_LOGGER, logger, logger_cls,
+                                MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,
+                            MHD_OPTION_NOTIFY_CONNECTION, notify_connection, notify_connection_cls,
+                                MHD_OPTION_NOTIFY_CONNECTION, notify_connection, notify_connection_cls,
+                                MHD_OPTION_SOCK_ADDR, address,
+                                MHD_OPTION_THREAD_POOL_SIZE, thread_pool_size,
+                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory_limit,
+                                MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout_seconds,
+                                MHD_OPTION_CONNECTION_LIMIT, connection_limit,
+                                MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_connection_limit,
+                                MHD_OPTION_END);
+    }
     return MHD_start_daemon(flags, port, NULL, NULL, handler, handler_cls,
+                            MHD_OPTION_EXTERNAL_LOGGER, logger, logger_cls,
                             MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,
+                            MHD_OPTION_NOTIFY_CONNECTION, notify_connection, notify_connection_cls,
                             MHD_OPTION_SOCK_ADDR, address,
                             MHD_OPTION_THREAD_POOL_SIZE, thread_pool_size,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory_limit,
                             MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout_seconds,
+                            MHD_OPTION_CONNECTION_LIMIT, connection_limit,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip_connection_limit,
+                            MHD_OPTION_HTTPS_MEM_CERT, tls_cert_pem,
+                            MHD_OPTION_HTTPS_MEM_KEY, tls_key_pem,
                             MHD_OPTION_END);
 }
 
@@ -28,6 +53,12 @@ static inline struct MHD_Daemon *dfs_mhd_start_daemon(
 static inline const union MHD_DaemonInfo *dfs_mhd_get_daemon_info(
     struct MHD_Daemon *daemon, enum MHD_DaemonInfoType info_type) {
     return MHD_get_daemon_info(daemon, info_type);
+}
+
+/// Fixed-arity MHD_get_connection_info(connection, info_type): variadic, so Swift can't call it.
+static inline const union MHD_ConnectionInfo *dfs_mhd_get_connection_info(
+    struct MHD_Connection *connection, enum MHD_ConnectionInfoType info_type) {
+    return MHD_get_connection_info(connection, info_type);
 }
 
 #endif

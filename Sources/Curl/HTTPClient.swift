@@ -18,6 +18,9 @@ public final class HTTPClient {
     public let connectTimeout: Double
     /// Seconds allowed for a whole request, body included (0 = no limit).
     public let timeout: Double
+    /// A PEM file of CA certificates that `https://` servers must chain to, instead of the system's; nil = the
+    /// system's CA store.
+    public let caFile: String?
 
     /// Created on first use, so that a failing `curl_easy_init` surfaces as a thrown `CurlError`.
     private var easy: EasyHandle?
@@ -25,12 +28,20 @@ public final class HTTPClient {
     private var isSending = false
 
     /// Creates a client; no connection is made until the first `send`.
+    ///
+    /// Server certificates are always verified (`CURLOPT_SSL_VERIFYPEER` and `CURLOPT_SSL_VERIFYHOST` stay on): the
+    /// chain must lead to a trusted CA and the certificate must name the URL's host (an IP SAN for an IP URL). A
+    /// server that fails either check makes `send` throw a ``CurlError`` (code 60, `CURLE_PEER_FAILED_VERIFICATION`).
     /// - Parameters:
     ///   - connectTimeout: Seconds to establish a connection (`CURLOPT_CONNECTTIMEOUT_MS`).
     ///   - timeout: Seconds for the whole request (`CURLOPT_TIMEOUT_MS`); 0 means no overall timeout.
-    public init(connectTimeout: Double = 5, timeout: Double = 0) {
+    ///   - caFile: The CA bundle to trust for `https://` (`CURLOPT_CAINFO`); nil = the system's. A missing or
+    ///     unreadable file makes every `https://` send fail with code 77 (`CURLE_SSL_CACERT_BADFILE`).
+    /// - SeeAlso: https://curl.se/libcurl/c/CURLOPT_CAINFO.html
+    public init(connectTimeout: Double = 5, timeout: Double = 0, caFile: String? = nil) {
         self.connectTimeout = connectTimeout
         self.timeout = timeout
+        self.caFile = caFile
     }
 
     /// Sends one request and waits for the whole response.
@@ -90,7 +101,7 @@ public final class HTTPClient {
         return created
     }
 
-    /// Options that do not depend on the request: URL, signals, timeouts, proxy, protocols.
+    /// Options that do not depend on the request: URL, signals, timeouts, proxy, protocols, TLS trust.
     private func configureTransport(_ easy: EasyHandle, url: String) throws {
         try easy.enableErrorBuffer()
         try easy.set(CURLOPT_URL, url)
@@ -103,6 +114,12 @@ public final class HTTPClient {
         try easy.set(CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(connectTimeout))
         if timeout > 0 {
             try easy.set(CURLOPT_TIMEOUT_MS, Self.milliseconds(timeout))
+        }
+        // Set explicitly, not left to the defaults: a TLS peer is always verified, whatever the handle saw before.
+        try easy.set(CURLOPT_SSL_VERIFYPEER, 1)
+        try easy.set(CURLOPT_SSL_VERIFYHOST, 2)
+        if let caFile {
+            try easy.set(CURLOPT_CAINFO, caFile)
         }
     }
 

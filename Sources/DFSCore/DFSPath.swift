@@ -1,10 +1,12 @@
 /// A validated, normalized absolute namespace path such as `/docs/hello.txt`.
 ///
 /// Rules: starts with `/`; repeated and trailing slashes are folded; no `.` or `..` segment; no NUL or other
-/// control character; at most `maxLength` bytes in all and `maxComponentLength` bytes per name.
+/// control character; valid UTF-8; at most `maxLength` bytes in all, `maxComponentLength` bytes per name and
+/// `maxDepth` names. Names never reach a disk (file servers store numeric ids), so a backslash is just a character.
 public struct DFSPath: Hashable, Sendable, CustomStringConvertible {
     public static let maxLength = 4096
     public static let maxComponentLength = 255
+    public static let maxDepth = 128
 
     /// The names from the root down; empty for `/`.
     public let components: [String]
@@ -32,7 +34,12 @@ public struct DFSPath: Hashable, Sendable, CustomStringConvertible {
             if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
                 throw PathError("path may not contain NUL or control characters")
             }
+            // U+FFFD is what invalid UTF-8 (an overlong '.' or '/', say) decodes to: refuse rather than guess.
+            if name.unicodeScalars.contains("\u{FFFD}") {
+                throw PathError("path must be valid UTF-8")
+            }
             parts.append(name)
+            if parts.count > Self.maxDepth { throw PathError("path is deeper than \(Self.maxDepth) levels") }
         }
         self.components = parts
     }

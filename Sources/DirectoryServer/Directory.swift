@@ -48,7 +48,7 @@ public final class Directory: Sendable {
     // MARK: Registration and liveness
 
     /// The cluster secret: authenticates servers, keys tickets and client tokens.
-    var secret: ClusterSecret { ClusterSecret(config.clusterSecret) }
+    var secret: ClusterSecret { config.server.secret }
 
     func registerClient() throws -> RegisterClientResponse {
         let id = try state.withLock { try $0.meta.registerClient(nowMs: Clock.wallMs()) }
@@ -151,6 +151,9 @@ public final class Directory: Sendable {
         let path = try DirectoryRoutes.path(request.path)
         guard !path.isRoot else { throw DFSError.isADirectory("/ is a directory") }
         let sizeHint = max(0, request.sizeHint ?? 0)
+        guard sizeHint <= config.server.maxFileBytes else {
+            throw DFSError.tooLarge("files may be at most \(config.server.maxFileBytes) bytes (max_file_bytes)")
+        }
         try locks.checkWrite(path: path.description, token: request.lockToken)
         return try state.withLock { state in
             let now = Clock.monotonicMs()
@@ -190,6 +193,9 @@ public final class Directory: Sendable {
         let path = try DirectoryRoutes.path(request.path)
         guard request.size >= 0, request.sha256.count == 64, Data(hex: request.sha256) != nil else {
             throw DFSError.badRequest("size must be >= 0 and sha256 64 hex digits")
+        }
+        guard request.size <= config.server.maxFileBytes else {
+            throw DFSError.tooLarge("files may be at most \(config.server.maxFileBytes) bytes (max_file_bytes)")
         }
         return try state.withLock { state in
             guard let write = try state.meta.openWrite(version: request.version), write.fileId == request.fileId,

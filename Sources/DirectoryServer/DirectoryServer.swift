@@ -14,13 +14,12 @@ public final class DirectoryServer: Sendable {
     /// Opens the metadata and starts serving at once.
     public init(config: DirectoryConfig, logger: Logger) throws {
         let directory = try Directory(config: config, logger: logger)
-        let router = Router(routes: DirectoryRoutes.routes(directory), logger: logger)
-        var options = ServerOptions()
-        options.host = config.listen.host
-        options.port = config.listen.port
-        options.threads = config.threads
+        let router = Router(
+            routes: DirectoryRoutes.routes(directory), logger: logger, maxHeaderBytes: config.server.maxHeaderBytes)
         self.directory = directory
-        self.http = try HTTPServer(options: options) { request in router.handle(request) }
+        self.http = try HTTPServer(options: try config.server.httpOptions(listen: config.listen)) { request in
+            router.handle(request)
+        }
         self.maintenance = Maintenance(directory: directory, logger: logger)
         directory.locks.start()
         maintenance.start()

@@ -40,9 +40,13 @@ final class FileService: Sendable {
 
     let secret: ClusterSecret
 
-    init(store: FileStore, capacityBytes: Int64, identity: Identity?, secret: ClusterSecret) {
+    /// The largest blob accepted.
+    let maxFileBytes: Int64
+
+    init(store: FileStore, capacityBytes: Int64, identity: Identity?, maxFileBytes: Int64, secret: ClusterSecret) {
         self.store = store
         self.capacityBytes = capacityBytes
+        self.maxFileBytes = maxFileBytes
         self.identity = Mutex(identity)
         self.secret = secret
     }
@@ -82,10 +86,13 @@ final class FileService: Sendable {
                 409, .staleLock,
                 "lock token \(fence) is older than token \(newest) already used to write file \(name.fileId)")
         }
-        if let length = request.header("content-length").flatMap(Int64.init),
-            length > capacityBytes - store.usage.bytes
-        {
-            throw DFSError.tooLarge("the upload (\(length) bytes) exceeds this server's free capacity")
+        if let length = request.header("content-length").flatMap(Int64.init) {
+            guard length <= maxFileBytes else {
+                throw DFSError.tooLarge("files may be at most \(maxFileBytes) bytes (max_file_bytes)")
+            }
+            guard length <= capacityBytes - store.usage.bytes else {
+                throw DFSError.tooLarge("the upload (\(length) bytes) exceeds this server's free capacity")
+            }
         }
         let expected = request.header("x-dfs-sha256")?.lowercased()
         let upload = try store.beginUpload(name)
@@ -196,7 +203,11 @@ final class UploadConsumer: BodyConsumer {
 
     func consume(_ chunk: Data) -> Response? {
         do {
-            if upload.size + Int64(chunk.count) > service.capacityBytes - service.store.usage.bytes {
+            let size = upload.size + Int64(chunk.count)
+            if size > service.maxFileBytes {
+                throw DFSError.tooLarge("files may be at most \(service.maxFileBytes) bytes (max_file_bytes)")
+            }
+            if size > service.capacityBytes - service.store.usage.bytes {
                 throw DFSError.tooLarge("the upload exceeds this server's free capacity")
             }
             try upload.append(chunk)

@@ -17,14 +17,15 @@ public final class FileServer: Sendable {
         let store = try FileStore(dataDir: config.dataDir)
         let service = FileService(
             store: store, capacityBytes: config.capacityBytes, identity: Identity.load(dataDir: config.dataDir),
-            secret: ClusterSecret(config.clusterSecret))
-        let router = Router(routes: FileServerRoutes.routes(service), logger: logger)
-        var options = ServerOptions()
-        options.host = config.listen.host
-        options.port = config.listen.port
-        options.threads = config.threads
-        let http = try HTTPServer(options: options) { request in router.handle(request) }
-        let publicURL = config.publicURL.isEmpty ? config.listen.with(port: http.port).url : config.publicURL
+            maxFileBytes: config.server.maxFileBytes, secret: config.server.secret)
+        let router = Router(
+            routes: FileServerRoutes.routes(service), logger: logger, maxHeaderBytes: config.server.maxHeaderBytes)
+        let http = try HTTPServer(options: try config.server.httpOptions(listen: config.listen)) { request in
+            router.handle(request)
+        }
+        let publicURL =
+            config.publicURL.isEmpty
+            ? config.server.scheme + "://" + config.listen.with(port: http.port).description : config.publicURL
         self.http = http
         self.service = service
         self.heartbeat = Heartbeat(config: config, publicURL: publicURL, service: service, logger: logger)
@@ -107,7 +108,7 @@ final class Heartbeat: Sendable {
     private var clusterHeaders: [Curl.HTTPHeader] {
         [
             Curl.HTTPHeader("Content-Type", "application/json"),
-            Curl.HTTPHeader(ClusterSecret.header, ClusterSecret(config.clusterSecret).token),
+            Curl.HTTPHeader(ClusterSecret.header, config.server.secret.token),
         ]
     }
 

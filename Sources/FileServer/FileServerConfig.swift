@@ -2,10 +2,9 @@ import ServerKit
 
 /// Settings of a file server, read from `etc/fileserver-N.conf`.
 public struct FileServerConfig: Sendable {
-    public static let keys: Set<String> = [
-        "listen", "directory", "data_dir", "capacity_bytes", "public_url", "threads", "heartbeat_interval_ms",
-        "cluster_secret",
-    ]
+    public static let keys: Set<String> = ServerSettings.keys.union([
+        "listen", "directory", "data_dir", "capacity_bytes", "public_url", "heartbeat_interval_ms",
+    ])
 
     public var listen = ListenAddress(host: "127.0.0.1", port: 5001)
     public var directory = "http://127.0.0.1:5000"
@@ -13,21 +12,21 @@ public struct FileServerConfig: Sendable {
     public var capacityBytes: Int64 = 10 << 30
     /// The URL clients use to reach this server; empty = `http://<listen>`.
     public var publicURL = ""
-    public var threads = 4
+    /// Threads, limits, TLS and the cluster secret.
+    public var server = ServerSettings()
     public var heartbeatIntervalMs: Int64 = 2000
-    public var clusterSecret = ClusterSecret.placeholder
 
     public init() {}
 
     public init(_ file: ConfigFile) throws(ConfigError) {
         listen = try file.listenAddress("listen", default: "127.0.0.1:5001")
-        directory = try file.httpURL("directory", default: "http://127.0.0.1:5000")
+        directory = try file.httpURL("directory", default: "http://127.0.0.1:5000", allowHTTPS: true)
         dataDir = try file.string("data_dir", default: "var/fileserver-1")
         capacityBytes = try file.integer("capacity_bytes", default: 10 << 30, range: 0...(1 << 60))
         publicURL = try file.string("public_url", default: "", allowEmpty: true)
-        if !publicURL.isEmpty { publicURL = try file.httpURL("public_url", default: "") }
-        threads = Int(try file.integer("threads", default: 4, range: 1...256))
+        if !publicURL.isEmpty { publicURL = try file.httpURL("public_url", default: "", allowHTTPS: true) }
+        server = try ServerSettings(file)
         heartbeatIntervalMs = try file.integer("heartbeat_interval_ms", default: 2000, range: 50...600_000)
-        clusterSecret = try file.string("cluster_secret", default: ClusterSecret.placeholder)
+
     }
 }

@@ -13,6 +13,7 @@ let accessHandler: MHD_AccessHandlerCallback = {
         return state.bodyChunk(uploadData, size, connection)
     }
     let core = Unmanaged<ServerCore>.fromOpaque(context).takeUnretainedValue()
+    core.headerDeadlines.headersArrived(connection)
     let request = Request(
         connection: connection, method: method.map { String(cString: $0) } ?? "",
         url: url.map { String(cString: $0) } ?? "/")
@@ -23,7 +24,10 @@ let accessHandler: MHD_AccessHandlerCallback = {
 }
 
 /// MHD_OPTION_NOTIFY_COMPLETED: the request is over (answered, aborted, timed out, or the daemon stopped).
-let requestCompleted: MHD_RequestCompletedCallback = { _, _, requestContext, _ in
+let requestCompleted: MHD_RequestCompletedCallback = { context, connection, requestContext, _ in
+    if let context, let connection {
+        Unmanaged<ServerCore>.fromOpaque(context).takeUnretainedValue().headerDeadlines.requestCompleted(connection)
+    }
     guard let requestContext, let existing = requestContext.pointee else { return }
     requestContext.pointee = nil
     Unmanaged<Connection>.fromOpaque(existing).takeRetainedValue().completed()

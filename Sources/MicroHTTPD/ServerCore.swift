@@ -9,10 +9,15 @@ final class ServerCore: Sendable {
     }
 
     let handler: RequestHandler
+    /// Closes connections whose request headers are late (see ``HeaderDeadlines``).
+    let headerDeadlines: HeaderDeadlines
     private let state = Mutex(State())
+    /// libmicrohttpd's messages while the daemon starts; nil once it has started (later messages are dropped).
+    private let startMessages = Mutex<[String]?>([])
 
-    init(handler: @escaping RequestHandler) {
+    init(handler: @escaping RequestHandler, headerTimeoutSeconds: Int) {
         self.handler = handler
+        headerDeadlines = HeaderDeadlines(seconds: headerTimeoutSeconds)
     }
 
     /// Registers a connection about to be parked.
@@ -36,6 +41,29 @@ final class ServerCore: Sendable {
         state.withLock { state in
             state.stopping = true
             return Array(state.parked.values)
+        }
+    }
+
+    /// Whether libmicrohttpd's messages are still recorded (the daemon is starting).
+    var isStarting: Bool {
+        startMessages.withLock { $0 != nil }
+    }
+
+    /// Records a libmicrohttpd message if the daemon is starting (at most 16 are kept).
+    func record(_ message: String) {
+        startMessages.withLock { messages in
+            if messages != nil, messages!.count < 16 {
+                messages!.append(message)
+            }
+        }
+    }
+
+    /// Stops recording messages.
+    /// - Returns: the messages recorded while the daemon started.
+    func finishStarting() -> [String] {
+        startMessages.withLock { messages in
+            defer { messages = nil }
+            return messages ?? []
         }
     }
 

@@ -89,11 +89,14 @@ public struct ConfigFile {
         return address
     }
 
-    /// An `http://host:port` URL, without a trailing slash.
-    public func httpURL(_ key: String, default defaultValue: String) throws(ConfigError) -> String {
+    /// An `http://host:port` (or, with `allowHTTPS`, `https://`) URL, without a trailing slash.
+    public func httpURL(_ key: String, default defaultValue: String, allowHTTPS: Bool = false) throws(ConfigError)
+        -> String
+    {
         var text = try string(key, default: defaultValue)
         while text.hasSuffix("/") { text.removeLast() }
-        guard text.hasPrefix("http://"), ListenAddress(String(text.dropFirst("http://".count))) != nil else {
+        let scheme = allowHTTPS && text.hasPrefix("https://") ? "https://" : "http://"
+        guard text.hasPrefix(scheme), ListenAddress(String(text.dropFirst(scheme.count))) != nil else {
             let line = values[key]?.line ?? 0
             throw ConfigError("\(path):\(line): '\(key)' must be a URL like http://127.0.0.1:5000, got '\(text)'")
         }

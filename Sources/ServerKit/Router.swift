@@ -89,10 +89,13 @@ public struct Route: Sendable {
 public struct Router: Sendable {
     private let routes: [Route]
     private let logger: Logger
+    private let maxHeaderBytes: Int
 
-    public init(routes: [Route], logger: Logger) {
+    /// - Parameter maxHeaderBytes: requests whose URL and headers together are larger get 431.
+    public init(routes: [Route], logger: Logger, maxHeaderBytes: Int = 16 << 10) {
         self.routes = routes
         self.logger = logger
+        self.maxHeaderBytes = maxHeaderBytes
     }
 
     /// The methods and patterns served, for documentation checks.
@@ -102,6 +105,12 @@ public struct Router: Sendable {
 
     /// Dispatches one request.
     public func handle(_ request: Request) -> Disposition {
+        let headerBytes = request.headers.reduce(request.path.utf8.count) { $0 + $1.key.utf8.count + $1.value.utf8.count + 4 }
+            + request.query.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count + 2 }
+        guard headerBytes <= maxHeaderBytes else {
+            return .respond(
+                .error(DFSError(431, .tooLarge, "request URL and headers are larger than \(maxHeaderBytes) bytes")))
+        }
         let pathSegments = request.path.split(separator: "/")
         var allowed: [String] = []
         for route in routes {

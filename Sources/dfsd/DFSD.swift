@@ -102,11 +102,13 @@ extension DFSD {
                 var config = try DirectoryConfig(try options.configFile(keys: DirectoryConfig.keys))
                 if let listen = try options.listenAddress() { config.listen = listen }
                 if let dataDir = options.dataDir { config.dataDir = dataDir }
-                if let secret = options.environmentSecret { config.clusterSecret = secret }
+                if let secret = options.environmentSecret { config.server.clusterSecret = secret }
                 let logger = try options.logger("dfs.directory")
-                options.warnIfPlaceholder(config.clusterSecret, logger)
+                options.warnIfPlaceholder(config.server.clusterSecret, logger)
                 let server = try DirectoryServer(config: config, logger: logger)
-                serveUntilSignal(role: "directory", url: config.listen.with(port: server.port).url) { server.stop() }
+                serveUntilSignal(
+                    role: "directory", url: config.server.scheme + "://" + config.listen.with(port: server.port).description
+                ) { server.stop() }
             }
         }
     }
@@ -126,11 +128,13 @@ extension DFSD {
                 if let listen = try options.listenAddress() { config.listen = listen }
                 if let dataDir = options.dataDir { config.dataDir = dataDir }
                 if let directory { config.directory = directory }
-                if let secret = options.environmentSecret { config.clusterSecret = secret }
+                if let secret = options.environmentSecret { config.server.clusterSecret = secret }
                 let logger = try options.logger("dfs.fileserver")
-                options.warnIfPlaceholder(config.clusterSecret, logger)
+                options.warnIfPlaceholder(config.server.clusterSecret, logger)
                 let server = try FileServer(config: config, logger: logger)
-                serveUntilSignal(role: "fileserver", url: config.listen.with(port: server.port).url) { server.stop() }
+                serveUntilSignal(
+                    role: "fileserver", url: config.server.scheme + "://" + config.listen.with(port: server.port).description
+                ) { server.stop() }
             }
         }
     }

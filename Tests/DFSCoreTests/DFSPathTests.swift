@@ -9,7 +9,7 @@ import Testing
         #expect(try DFSPath(input).description == expected)
     }
 
-    @Test(arguments: ["", "docs/a", "/a/../b", "/a/./b", "/..", "/a\u{0}b", "/a\nb"])
+    @Test(arguments: ["", "docs/a", "/a/../b", "/a/./b", "/..", "/a\u{0}b", "/a\nb", "/\u{FFFD}\u{FFFD}", "/a/..//b"])
     func rejects(input: String) {
         #expect(throws: PathError.self) { try DFSPath(input) }
     }
@@ -20,6 +20,16 @@ import Testing
         #expect(try DFSPath("/" + String(repeating: "x", count: 255)).components.count == 1)
         let tooLong = String(repeating: "/abcdefgh", count: 500)
         #expect(throws: PathError.self) { try DFSPath(tooLong) }
+    }
+
+    @Test func boundsDepth() throws {
+        let deep = String(repeating: "/d", count: DFSPath.maxDepth)
+        #expect(try DFSPath(deep).components.count == DFSPath.maxDepth)
+        #expect(throws: PathError.self) { try DFSPath(deep + "/d") }
+    }
+
+    @Test func backslashesAreOrdinaryCharacters() throws {
+        #expect(try DFSPath(#"/a\..\..\b"#).components == [#"a\..\..\b"#])
     }
 
     @Test func parentNameAndContainment() throws {
