@@ -21,11 +21,14 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# Unit, wrapper, integration and CLI tests. Integration and CLI tests run the built dfsd and dfs binaries.
+# Unit, wrapper, integration and CLI tests (they run the built dfsd and dfs binaries), the lint, one smoke pass of
+# the benchmark harness, and a bounded Schemathesis run against live servers.
 test: deps
 	$(SWIFT) build
 	DFS_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test
 	$(MAKE) lint
+	$(MAKE) bench-smoke
+	$(MAKE) fuzz-smoke
 
 run: release
 	DFS_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" scripts/run-cluster.sh
@@ -47,8 +50,8 @@ bench: bench-deps release
 	$(SUDO) $(BENCH_PYTHON) bench/run.py --bin "$$($(SWIFT) build -c release --show-bin-path)" $(BENCH_ARGS)
 
 # One fast pass at a tiny size on loopback (no namespaces): fails on harness errors, never on missed targets.
-bench-smoke: bench-deps release
-	$(BENCH_PYTHON) bench/run.py --smoke --bin "$$($(SWIFT) build -c release --show-bin-path)"
+bench-smoke: bench-deps build
+	$(BENCH_PYTHON) bench/run.py --smoke --bin "$$($(SWIFT) build --show-bin-path)"
 
 # Spec-driven fuzzing (issue 6): Schemathesis from PyPI in a local virtual environment (.venv, ignored by git).
 SCHEMATHESIS_VERSION := 4.32.5

@@ -97,8 +97,11 @@ class Server:
         assert self.process.stdout is not None
         for raw in self.process.stdout:
             line = raw.decode(errors="replace")
-            self._log.write(b"[stdout] " + raw)
-            self._log.flush()
+            try:
+                self._log.write(b"[stdout] " + raw)
+                self._log.flush()
+            except ValueError:  # the log was closed by stop()
+                pass
             match = READY.search(line)
             if match and self.url is None:
                 self.url = match.group(2).rstrip("/")
@@ -377,6 +380,7 @@ def run_schemathesis(name: str, base_url: str, tag: str, args: argparse.Namespac
     env = dict(os.environ)
     env.pop("DFS_CLUSTER_SECRET", None)
     env["SCHEMATHESIS_HOOKS"] = "hooks"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no fuzz/__pycache__
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
     env.pop("DFS_FUZZ_CLIENT_ID", None)
     if client_id is not None:

@@ -9,7 +9,7 @@
 #include <microhttpd.h>
 
 /// Fixed-arity MHD_start_daemon(..., options, MHD_OPTION_END): variadic, so Swift can't call it (exact C types here).
-/// The HTTPS options are left out when `tls_cert_pem` is NULL: MHD rejects them without MHD_USE_TLS.
+/// The HTTPS options are left out when `tls_cert_pem` is NULL: without MHD_USE_TLS, MHD logs an error for them.
 static inline struct MHD_Daemon *dfs_mhd_start_daemon(
     unsigned int flags, uint16_t port,
     MHD_AccessHandlerCallback handler, void *handler_cls,

@@ -16,6 +16,8 @@ public struct ClientSettings: Sendable {
     /// How long file attributes from the directory are trusted without asking again (`DFS_ATTR_CACHE_MS`,
     /// default 0 = revalidate on every open, the NFS close-to-open rule; larger values trade freshness for round trips).
     public var attrCacheMs: Int64
+    /// PEM CA file to verify servers that speak HTTPS (`DFS_CA_FILE`); nil = the system's CAs.
+    public var caFile: String?
     /// Locks a parent process holds and lends to this one (`DFS_LOCKS`, JSON, set by `dfs lock PATH -- command`).
     public var inheritedLocks: [LockInfo]
 
@@ -27,6 +29,7 @@ public struct ClientSettings: Sendable {
         self.directory = url
         self.home = home ?? environment["DFS_HOME"] ?? (NSHomeDirectory() + "/.dfs")
         self.lockWaitMs = environment["DFS_LOCK_WAIT_MS"].flatMap { Int64($0) } ?? 60000
+        self.caFile = environment["DFS_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 }
         self.cacheMaxBytes = environment["DFS_CACHE_MAX_BYTES"].flatMap { Int64($0) } ?? (1 << 30)
         self.attrCacheMs = environment["DFS_ATTR_CACHE_MS"].flatMap { Int64($0) } ?? 0
         self.inheritedLocks =

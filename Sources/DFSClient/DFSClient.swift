@@ -32,7 +32,7 @@ public final class DFSClient {
 
     public init(settings: ClientSettings = ClientSettings()) {
         self.settings = settings
-        self.transport = Transport(directory: settings.directory)
+        self.transport = Transport(directory: settings.directory, caFile: settings.caFile)
         for lock in settings.inheritedLocks { heldLocks[Self.key(lock.path)] = lock }
     }
 

@@ -25,7 +25,7 @@ extension DFSClient {
             info: info, client: self,
             renewer: autoRenew
                 ? LockRenewer(
-                    directory: settings.directory, token: transport.token, info: info,
+                    directory: settings.directory, caFile: settings.caFile, token: transport.token, info: info,
                     ttlMs: ttlMs ?? info.expiresInMs) : nil)
         heldLocks[Self.key(path)] = info
         return handle
@@ -99,6 +99,7 @@ public final class LockHandle {
 /// Renews one lease every third of its length on its own connection, until stopped.
 final class LockRenewer: Sendable {
     private let directory: String
+    private let caFile: String?
     private let token: String?
     private let info: LockInfo
     private let ttlMs: Int64
@@ -106,8 +107,9 @@ final class LockRenewer: Sendable {
     private let wake = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
 
-    init(directory: String, token: String?, info: LockInfo, ttlMs: Int64) {
+    init(directory: String, caFile: String?, token: String?, info: LockInfo, ttlMs: Int64) {
         self.directory = directory
+        self.caFile = caFile
         self.token = token
         self.info = info
         self.ttlMs = max(100, ttlMs)
@@ -133,7 +135,7 @@ final class LockRenewer: Sendable {
     }
 
     private func run() {
-        let transport = Transport(directory: directory)
+        let transport = Transport(directory: directory, caFile: caFile)
         transport.token = token
         let interval = Int(max(30, ttlMs / 3))
         while wake.wait(timeout: .now() + .milliseconds(interval)) == .timedOut {

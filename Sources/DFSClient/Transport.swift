@@ -4,13 +4,14 @@ import Foundation
 
 /// JSON calls to the directory and raw transfers to file servers, with errors mapped to `DFSClientError`.
 final class Transport {
-    let http = HTTPClient(connectTimeout: 5, timeout: 0)
+    let http: HTTPClient
     let directory: String
     /// The client's bearer token, sent with every directory call once known.
     var token: String?
 
-    init(directory: String) {
+    init(directory: String, caFile: String?) {
         self.directory = directory
+        self.http = HTTPClient(connectTimeout: 5, timeout: 0, caFile: caFile)
     }
 
     /// Calls a directory route and decodes its JSON answer.

@@ -56,8 +56,8 @@ public final class Directory: Sendable {
     }
 
     func registerFileServer(_ request: RegisterFileServerRequest) throws -> RegisterFileServerResponse {
-        guard request.url.hasPrefix("http://"), request.url.count < 512 else {
-            throw DFSError.badRequest("url must be an http:// URL")
+        guard request.url.hasPrefix("http://") || request.url.hasPrefix("https://"), request.url.count < 512 else {
+            throw DFSError.badRequest("url must be an http:// or https:// URL")
         }
         guard request.capacityBytes >= 0 else { throw DFSError.badRequest("capacity_bytes must not be negative") }
         let row = try state.withLock { state in

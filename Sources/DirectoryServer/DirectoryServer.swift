@@ -64,7 +64,7 @@ final class Maintenance: Sendable {
     }
 
     private func run() {
-        let client = HTTPClient(connectTimeout: 2, timeout: 10)
+        let client = HTTPClient(connectTimeout: 2, timeout: 10, caFile: directory.config.server.caFile)
         while !stopped.withLock({ $0 }) {
             do {
                 try directory.expireAbandonedWrites()

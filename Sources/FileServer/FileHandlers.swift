@@ -106,7 +106,7 @@ final class FileService: Sendable {
     func get(_ request: Request, _ params: PathParameters) throws -> Response {
         let name = try blobName(request, params)
         let etag = "\"\(name)\""
-        guard let (fd, size) = store.open(name) else {
+        guard let (fd, size, _) = store.open(name) else {
             throw DFSError.notFound("file \(name.fileId) version \(name.version) is not stored here")
         }
         var headers = [
@@ -235,7 +235,7 @@ final class UploadConsumer: BodyConsumer {
                     throw DFSError(409, .staleLock, "lock token \(fence) was overtaken by a newer writer")
                 }
             }
-            try service.store.install(upload)
+            try service.store.install(upload, sha256: sha256)
             // Bound to this server, size and checksum; long-lived enough for any commit that follows the upload.
             let receipt = signer.sign(
                 .stored, fileId: name.fileId, version: name.version, detail: "\(serverId):\(upload.size):\(sha256)",

@@ -88,7 +88,7 @@ final class Heartbeat: Sendable {
     }
 
     private func run() {
-        let client = HTTPClient(connectTimeout: 2, timeout: 5)
+        let client = HTTPClient(connectTimeout: 2, timeout: 5, caFile: config.server.caFile)
         var needsRegistration = true
         while !stopped.withLock({ $0 }) {
             do {

@@ -4,39 +4,57 @@ import Glibc
 import ServerKit
 import Synchronization
 
-/// The flat blob store: each file version is `blobs/<file id>.<version>` under the data directory.
+/// The flat blob store: each file version is `blobs/<file id>.<version>.<sha256>` under the data directory.
 ///
 /// Writes are crash-safe: bytes stream into `tmp/`, are fsynced, renamed into place and the directory is fsynced,
-/// so a reader sees a blob whole or not at all. No user path ever reaches the disk.
+/// so a reader sees a blob whole or not at all. The checksum in the name costs no extra write and lets the scrubber
+/// verify a blob without any other metadata. No user path ever reaches the disk.
 public final class FileStore: Sendable {
+    /// What the store knows of one blob.
+    struct BlobInfo: Equatable, Sendable {
+        var sha256: String
+        var size: Int64
+    }
+
     let root: String
     private let blobs: String
     private let tmp: String
-    private let totals: Mutex<(files: Int64, bytes: Int64)>
+    private let quarantine: String
+    private let index: Mutex<[BlobName: BlobInfo]>
     private let sequence = Mutex<UInt64>(0)
 
     public init(dataDir: String) throws {
         root = dataDir
         blobs = dataDir + "/blobs"
         tmp = dataDir + "/tmp"
+        quarantine = dataDir + "/corrupt"
         let fm = FileManager.default
         try fm.createDirectory(atPath: blobs, withIntermediateDirectories: true)
         // Leftovers of uploads cut short by a crash are never blobs: drop them.
         try? fm.removeItem(atPath: tmp)
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-        var files: Int64 = 0
-        var bytes: Int64 = 0
-        for name in try fm.contentsOfDirectory(atPath: blobs) where BlobName(name) != nil {
-            files += 1
-            bytes += (try? fm.attributesOfItem(atPath: blobs + "/" + name)[.size] as? Int64) ?? 0
+        var index: [BlobName: BlobInfo] = [:]
+        for file in try fm.contentsOfDirectory(atPath: blobs) {
+            guard let (name, sha256) = BlobName.parse(file: file) else { continue }
+            let size = (try? fm.attributesOfItem(atPath: blobs + "/" + file)[.size] as? Int64) ?? 0
+            index[name] = BlobInfo(sha256: sha256, size: size ?? 0)
         }
-        totals = Mutex((files, bytes))
+        self.index = Mutex(index)
     }
 
     /// Files and bytes stored.
-    public var usage: (files: Int64, bytes: Int64) { totals.withLock { $0 } }
+    public var usage: (files: Int64, bytes: Int64) {
+        index.withLock { index in (Int64(index.count), index.values.reduce(0) { $0 + $1.size }) }
+    }
 
-    func path(_ name: BlobName) -> String { blobs + "/" + name.description }
+    /// Every stored blob with its checksum and size.
+    func inventory() -> [(BlobName, BlobInfo)] {
+        index.withLock { index in index.map { ($0.key, $0.value) } }
+    }
+
+    func info(_ name: BlobName) -> BlobInfo? { index.withLock { $0[name] } }
+
+    private func path(_ name: BlobName, _ info: BlobInfo) -> String { blobs + "/" + name.fileName(sha256: info.sha256) }
 
     /// Starts an upload into a fresh temp file.
     func beginUpload(_ name: BlobName) throws -> Upload {
@@ -51,47 +69,68 @@ public final class FileStore: Sendable {
         return Upload(store: self, name: name, tempPath: tempPath, handle: handle)
     }
 
-    /// Moves a finished upload into place; refuses to replace an existing blob.
-    func install(_ upload: Upload) throws {
-        let final = path(upload.name)
-        guard access(final, F_OK) != 0 else {
+    /// Moves a finished (fsynced) upload into place under its checksum; refuses to replace an existing blob.
+    func install(_ upload: Upload, sha256: String) throws {
+        let claimed = index.withLock { index -> Bool in
+            guard index[upload.name] == nil else { return false }
+            // Reserve the name so a concurrent upload of the same blob cannot also install it.
+            index[upload.name] = BlobInfo(sha256: sha256, size: upload.size)
+            return true
+        }
+        guard claimed else {
             unlink(upload.tempPath)
             throw DFSError.exists("blob \(upload.name) is already stored")
         }
+        let final = blobs + "/" + upload.name.fileName(sha256: sha256)
         guard rename(upload.tempPath, final) == 0 else {
             unlink(upload.tempPath)
+            index.withLock { $0[upload.name] = nil }
             throw DFSError(500, .internal, "cannot store the blob")
         }
         syncDirectory(blobs)
-        totals.withLock {
-            $0.files += 1
-            $0.bytes += upload.size
-        }
     }
 
-    /// Opens a blob for reading: its descriptor and size, or nil when absent.
-    func open(_ name: BlobName) -> (descriptor: Int32, size: Int64)? {
-        let fd = Glibc.open(path(name), O_RDONLY | O_CLOEXEC)
+    /// Opens a blob for reading: its descriptor, size and checksum, or nil when absent.
+    func open(_ name: BlobName) -> (descriptor: Int32, size: Int64, sha256: String)? {
+        guard let info = info(name) else { return nil }
+        let fd = Glibc.open(path(name, info), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
+        var status = stat()
+        guard fstat(fd, &status) == 0 else {
             close(fd)
             return nil
         }
-        return (fd, Int64(info.st_size))
+        return (fd, Int64(status.st_size), info.sha256)
     }
 
     /// Deletes a blob; false when it was not there.
     func delete(_ name: BlobName) -> Bool {
-        let target = path(name)
-        var info = stat()
-        guard stat(target, &info) == 0, unlink(target) == 0 else { return false }
+        guard let info = index.withLock({ $0.removeValue(forKey: name) }) else { return false }
+        unlink(path(name, info))
         syncDirectory(blobs)
-        totals.withLock {
-            $0.files -= 1
-            $0.bytes -= Int64(info.st_size)
-        }
         return true
+    }
+
+    /// Re-reads a blob and compares it with its checksum. Nil when the blob is gone.
+    func verify(_ name: BlobName) -> Bool? {
+        guard let info = info(name), let handle = FileHandle(forReadingAtPath: path(name, info)) else { return nil }
+        defer { try? handle.close() }
+        var hasher = SHA256()
+        var size: Int64 = 0
+        while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            hasher.update(data: chunk)
+            size += Int64(chunk.count)
+        }
+        return size == info.size && Data(hasher.finalize()).hexString == info.sha256
+    }
+
+    /// Moves a corrupt blob out of the store (kept in `corrupt/` for inspection) and forgets it.
+    func quarantine(_ name: BlobName) {
+        guard let info = index.withLock({ $0.removeValue(forKey: name) }) else { return }
+        try? FileManager.default.createDirectory(atPath: quarantine, withIntermediateDirectories: true)
+        let file = name.fileName(sha256: info.sha256)
+        if rename(blobs + "/" + file, quarantine + "/" + file) != 0 { unlink(blobs + "/" + file) }
+        syncDirectory(blobs)
     }
 
     private func syncDirectory(_ path: String) {
@@ -102,8 +141,8 @@ public final class FileStore: Sendable {
     }
 }
 
-/// The on-disk name of one blob: `<file id>.<version>`.
-struct BlobName: Hashable, CustomStringConvertible {
+/// One blob: a file id and version. On disk: `<file id>.<version>.<sha256>`.
+struct BlobName: Hashable, Sendable, CustomStringConvertible {
     let fileId: Int64
     let version: Int64
 
@@ -112,13 +151,16 @@ struct BlobName: Hashable, CustomStringConvertible {
         self.version = version
     }
 
-    init?(_ text: String) {
-        let parts = text.split(separator: ".")
-        guard parts.count == 2, let id = Int64(parts[0]), let version = Int64(parts[1]), id > 0, version > 0 else {
-            return nil
-        }
-        self.init(fileId: id, version: version)
+    /// Parses an on-disk file name into the blob and its checksum.
+    static func parse(file: String) -> (BlobName, String)? {
+        let parts = file.split(separator: ".")
+        guard parts.count == 3, let id = Int64(parts[0]), let version = Int64(parts[1]), id > 0, version > 0,
+            parts[2].count == 64, Data(hex: String(parts[2])) != nil
+        else { return nil }
+        return (BlobName(fileId: id, version: version), String(parts[2]))
     }
+
+    func fileName(sha256: String) -> String { "\(fileId).\(version).\(sha256)" }
 
     var description: String { "\(fileId).\(version)" }
 }

@@ -27,10 +27,14 @@ struct GlobalOptions: ParsableArguments {
         help: "Trust file attributes this long without asking the directory (default: $DFS_ATTR_CACHE_MS or 0).")
     var attrCacheMs: Int64?
 
+    @Option(name: .customLong("ca-file"), help: "PEM CA file to verify HTTPS servers (default: $DFS_CA_FILE).")
+    var caFile: String?
+
     /// Runs `body` with a client, turning failures into `dfs: <message>` and exit code 1.
     func withClient(_ body: (DFSClient) throws -> Void) throws {
         var settings = ClientSettings(directory: directory)
         if let attrCacheMs { settings.attrCacheMs = max(0, attrCacheMs) }
+        if let caFile { settings.caFile = caFile }
         let client = DFSClient(settings: settings)
         do {
             try body(client)

@@ -85,7 +85,7 @@ import Testing
     }
 
     @Test func truncatedAndAbortedUploadsLeaveNothingBehind() throws {
-        let cluster = try TestCluster(fileServers: 1)
+        let cluster = try TestCluster(fileServers: 1, fileServerConf: "connection_timeout_s = 2")
         defer { cluster.shutdown() }
         let dfs = cluster.client()
         let base = try baseline(dfs)
@@ -121,7 +121,11 @@ import Testing
                 return Data(repeating: 1, count: min(max, 1000))
             })
         }
-        try waitUntil { try FileManager.default.contentsOfDirectory(atPath: tmpDir).count == before }
+        // The server notices the hang-up on its next read, or at the latest after connection_timeout_s (2 s here),
+        // and then removes the temp file.
+        let settled = try? waitUntil { try FileManager.default.contentsOfDirectory(atPath: tmpDir).count == before }
+        let left = try FileManager.default.contentsOfDirectory(atPath: tmpDir)
+        #expect(settled != nil, "temp files left: \(left), curl exit \(curl.terminationStatus)")
         let blob = try http.send(method: "GET", url: "\(target.url)/files/\(ticket.fileId)?version=\(ticket.version)")
         #expect(blob.status == 404, "a partial upload became visible")
         #expect(throws: DFSClientError.self) { try dfs.stat("/keep/partial") }

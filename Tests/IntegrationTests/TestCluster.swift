@@ -101,7 +101,16 @@ final class TestCluster: @unchecked Sendable {
     /// This cluster's secret (each test cluster has its own).
     let secret = UUID().uuidString + UUID().uuidString
 
-    init(fileServers count: Int = 3, directoryConf: String = "") throws {
+    private let fileServerConf: String
+
+    /// The CA file clients use (for clusters that speak HTTPS).
+    private let clientCAFile: String?
+
+    init(
+        fileServers count: Int = 3, directoryConf: String = "", fileServerConf: String = "", clientCAFile: String? = nil
+    ) throws {
+        self.fileServerConf = fileServerConf
+        self.clientCAFile = clientCAFile
         root = FileManager.default.temporaryDirectory.appendingPathComponent("dfs-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let conf = """
@@ -138,6 +147,7 @@ final class TestCluster: @unchecked Sendable {
             cluster_secret = \(secret)
             data_dir = \(root)/fs\(index)
             heartbeat_interval_ms = 200
+            \(fileServerConf)
             """
         let path = root + "/fileserver-\(index).conf"
         try conf.write(toFile: path, atomically: true, encoding: .utf8)
@@ -183,6 +193,7 @@ final class TestCluster: @unchecked Sendable {
         settings.lockWaitMs = lockWaitMs
         settings.cacheMaxBytes = cacheMaxBytes
         settings.attrCacheMs = attrCacheMs
+        settings.caFile = clientCAFile
         return DFSClient(settings: settings)
     }
 

@@ -111,7 +111,8 @@ struct LimitsTests {
         defer { server.stop() }
 
         let slow = try RawConnection(port: server.port)
-        let request = Array("GET /trickle HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: \(String(repeating: "a", count: 200))\r\n\r\n")
+        let padding = String(repeating: "a", count: 200)
+        let request = Array("GET /trickle HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: \(padding)\r\n\r\n")
         let start = Date()
         var outcome = RawConnection.Outcome.timedOut
         // One byte every 300 ms: each gap is well under the 1 s idle timeout. Bounded: at most the whole request.
@@ -185,7 +186,9 @@ private final class RawConnection {
         let bytes = Array(text.utf8)
         var sent = 0
         while sent < bytes.count {
-            let count = bytes[sent...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let count = bytes[sent...].withUnsafeBytes {
+                Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             guard count > 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
             sent += count
         }

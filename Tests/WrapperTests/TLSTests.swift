@@ -94,10 +94,14 @@ struct TLSTests {
         defer { pki.remove() }
         var options = try pki.serverOptions()
         options.tlsKeyPEM = nil
-        #expect(throws: HTTPServerError.self) { _ = try HTTPServer(options: options) { _ in .respond(Response(status: 200)) } }
+        #expect(throws: HTTPServerError.self) {
+            _ = try HTTPServer(options: options) { _ in .respond(Response(status: 200)) }
+        }
         options = try pki.serverOptions()
         options.tlsCertificatePEM = nil
-        #expect(throws: HTTPServerError.self) { _ = try HTTPServer(options: options) { _ in .respond(Response(status: 200)) } }
+        #expect(throws: HTTPServerError.self) {
+            _ = try HTTPServer(options: options) { _ in .respond(Response(status: 200)) }
+        }
     }
 
     @Test func badCertificateOrKeyThrows() throws {
@@ -118,7 +122,8 @@ struct TLSTests {
             let error = #expect(throws: HTTPServerError.self, "\(name)") {
                 _ = try HTTPServer(options: options) { _ in .respond(Response(status: 200)) }
             }
-            #expect(error?.message.contains("TLS") == true, "\(name): \(error?.message ?? "")")
+            // libmicrohttpd's own explanation is passed on ("GnuTLS failed to setup x509 certificate/key: ...").
+            #expect(error?.message.contains("x509 certificate/key") == true, "\(name): \(error?.message ?? "")")
         }
         // The good pair still starts.
         let server = try HTTPServer(options: good) { _ in .respond(Response(status: 204)) }
@@ -151,7 +156,8 @@ private struct TestPKI {
                 ])
         }
         for (name, ip) in [("server", "127.0.0.1"), ("wrong", "127.0.0.2")] {
-            try openssl(["req", "-new"] + curve + ["-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(ip)"])
+            try openssl(
+                ["req", "-new"] + curve + ["-keyout", "\(name).key", "-out", "\(name).csr", "-subj", "/CN=\(ip)"])
             let extensions = """
                 basicConstraints=CA:FALSE
                 keyUsage=critical,digitalSignature
