@@ -9,8 +9,11 @@ extension DFSClient {
     ///
     /// Close-to-open consistency: the version is revalidated with the directory (one small round trip; none
     /// within `attrCacheMs` of the last check), and an unchanged file is served from the disk cache with no
-    /// bytes from a file server. Otherwise the file is fetched under a read lock — so it waits while another
-    /// client holds the write lock — and kept in the cache. Replicas are tried in turn while none has delivered.
+    /// bytes from a file server; a changed one is fetched (a second round trip) and kept in the cache.
+    ///
+    /// Seed semantics: while another client holds the path's write lock, the read waits for a read lock, so it
+    /// never sees a file in the middle of a locked update. Otherwise no lock round trips are needed: versions
+    /// are immutable blobs, so the version the directory named is read whole even if a writer commits meanwhile.
     @discardableResult
     public func read(_ path: String, range: ClosedRange<Int64>? = nil, into sink: (Data) throws -> Void) throws
         -> EntryInfo
@@ -20,18 +23,35 @@ extension DFSClient {
         }
         let entry = try stat(path)
         let lockedByOther = entry.writeLockedBy != nil && heldLocks[Self.key(path)] == nil
-        if !lockedByOther, try serveFromCache(entry, range: range, into: sink) {
-            rememberAttributes(entry)
-            return entry
-        }
+        guard lockedByOther else { return try fetch(entry, path: path, range: range, into: sink) }
         return try withLock(path, .read) { lock in
-            // Under the lock the file cannot change; look again if a writer may have just finished.
-            let current = lock == nil || !lockedByOther ? entry : try stat(path)
-            if lockedByOther, try serveFromCache(current, range: range, into: sink) { return current }
-            try download(current, range: range, into: sink)
-            rememberAttributes(current)
-            return current
+            // The writer has finished: look again.
+            try fetch(lock == nil ? entry : try stat(path), path: path, range: range, into: sink)
         }
+    }
+
+    /// Serves `entry` from the cache, else downloads it. If the version vanished before the transfer began
+    /// (a newer commit deleted it), looks up the path once more and reads the newer version.
+    private func fetch(
+        _ entry: EntryInfo, path: String, range: ClosedRange<Int64>?, into sink: (Data) throws -> Void
+    ) throws -> EntryInfo {
+        var current = entry
+        for attempt in 0..<2 {
+            if try serveFromCache(current, range: range, into: sink) {
+                rememberAttributes(current)
+                return current
+            }
+            do {
+                try download(current, range: range, into: sink)
+                rememberAttributes(current)
+                return current
+            } catch let error as DFSClientError where error.status == 404 && attempt == 0 {
+                let fresh = try stat(path)
+                guard fresh.version != current.version else { throw error }
+                current = fresh
+            }
+        }
+        return current
     }
 
     /// Reads a whole (small) file into memory.
@@ -49,8 +69,8 @@ extension DFSClient {
             let handle = FileHandle(forWritingAtPath: temp)
         else { throw DFSClientError.io("cannot create \(temp)") }
         do {
+            // No fsync: a download is a copy (like curl -o); the rename only makes it appear whole.
             let entry = try read(path) { try handle.write(contentsOf: $0) }
-            try handle.synchronize()
             try handle.close()
             guard rename(temp, localPath) == 0 else { throw DFSClientError.io("cannot rename \(temp) to \(localPath)") }
             return entry
@@ -103,6 +123,10 @@ extension DFSClient {
         return true
     }
 
+    /// Whether a file of this size is worth a cache copy: at most a quarter of the cache, so one big transfer
+    /// neither evicts everything nor pays for a second full write of its bytes.
+    func cacheable(_ size: Int64) -> Bool { size <= settings.cacheMaxBytes / 4 }
+
     // MARK: Transfer
 
     /// Streams the entry's version from a replica into `sink` (and, for whole reads, into the cache).
@@ -122,7 +146,7 @@ extension DFSClient {
             var hasher = SHA256()
             var headers: [HTTPHeader] = []
             if let range { headers.append(HTTPHeader("Range", "bytes=\(range.lowerBound)-\(range.upperBound)")) }
-            let copy = range == nil && (entry.size ?? 0) <= settings.cacheMaxBytes ? try? cache?.beginEntry() : nil
+            let copy = range == nil && cacheable(entry.size ?? 0) ? try? cache?.beginEntry() : nil
             do {
                 let response = try withoutActuallyEscaping(sink) { sink in
                     try transport.http.send(

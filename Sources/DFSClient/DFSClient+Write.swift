@@ -58,7 +58,8 @@ extension DFSClient {
             throw DFSClientError(status: nil, code: "no_file_servers", message: "the directory offered no file server")
         }
         // Keep a copy for the cache unless the file cannot fit in it.
-        let copy = (length ?? 0) <= settings.cacheMaxBytes ? try? cache?.beginEntry() : nil
+        // A cache copy unless the file is too big to be worth one (checked again as bytes stream when unannounced).
+        var copy = length.map(cacheable) ?? true ? try? cache?.beginEntry() : nil
         var hasher = SHA256()
         var size: Int64 = 0
         var url = "\(target.url)/files/\(ticket.fileId)?version=\(ticket.version)&ticket=\(target.ticket)"
@@ -72,6 +73,10 @@ extension DFSClient {
                         let chunk = try read(max)
                         hasher.update(data: chunk)
                         size += Int64(chunk.count)
+                        if copy != nil, !self.cacheable(size) {
+                            copy?.abort()
+                            copy = nil
+                        }
                         try copy?.write(chunk)
                         return chunk
                     })

@@ -1,27 +1,41 @@
 import Foundation
 
-/// The one JSON configuration used on the wire: snake_case keys, sorted output, ISO-free integer times.
+/// The one JSON configuration used on the wire: snake_case keys, sorted output.
+///
+/// The coders are configured once and shared: encoding and decoding keep no state between calls.
 public enum WireJSON {
-    /// Encodes a wire value as compact JSON with snake_case keys.
-    public static func encode<T: Encodable>(_ value: T) throws -> Data {
+    private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(value)
+        return encoder
+    }()
+
+    private static let prettyEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
+        return encoder
+    }()
+
+    private static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }()
+
+    /// Encodes a wire value as compact JSON with snake_case keys.
+    public static func encode<T: Encodable>(_ value: T) throws -> Data {
+        try encoder.encode(value)
     }
 
     /// Encodes a wire value as indented JSON (for `--json` output meant for people and scripts).
     public static func encodePretty<T: Encodable>(_ value: T) throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes, .prettyPrinted]
-        return try encoder.encode(value)
+        try prettyEncoder.encode(value)
     }
 
     /// Decodes a wire value from JSON with snake_case keys.
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(type, from: data)
+        try decoder.decode(type, from: data)
     }
 }

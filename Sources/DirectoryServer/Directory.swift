@@ -116,7 +116,7 @@ public final class Directory: Sendable {
             }
             let prefix = path.isRoot ? "/" : path.description + "/"
             let entries = try state.meta.children(of: row.id).map { child in
-                try info(child, path: prefix + child.name, name: child.name, state, withReplicas: false)
+                try info(child, path: prefix + child.name, name: child.name, state, listing: true)
             }
             return ListResponse(path: path.description, entries: entries)
         }
@@ -271,18 +271,20 @@ public final class Directory: Sendable {
         try info(row, path: path.description, name: path.name, state)
     }
 
+    /// - Parameter listing: a directory listing's entry: no replicas and no sha256 (ask `stat` for those).
     private func info(
-        _ row: EntryRow, path: String, name: String, _ state: State, withReplicas: Bool = true
+        _ row: EntryRow, path: String, name: String, _ state: State, listing: Bool = false
     ) throws -> EntryInfo {
         var replicas: [Replica]?
-        if withReplicas, let fileId = row.fileId, let version = row.version {
+        if !listing, let fileId = row.fileId, let version = row.version {
             replicas = try state.meta.replicas(fileId: fileId, version: version).compactMap { id in
                 state.servers[id].map { Replica(fileServerId: id, url: $0.url) }
             }
         }
         return EntryInfo(
             path: path, name: name, type: row.isDir ? "dir" : "file", mtimeMs: row.mtimeMs,
-            fileId: row.fileId, version: row.version, size: row.size, sha256: row.sha256, replicas: replicas)
+            fileId: row.fileId, version: row.version, size: row.size, sha256: listing ? nil : row.sha256,
+            replicas: replicas)
     }
 }
 

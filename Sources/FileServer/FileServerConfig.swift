@@ -13,7 +13,11 @@ public struct FileServerConfig: Sendable {
     /// The URL clients use to reach this server; empty = `http://<listen>`.
     public var publicURL = ""
     /// Threads, limits, TLS and the cluster secret.
-    public var server = ServerSettings()
+    public var server: ServerSettings = {
+        var settings = ServerSettings()
+        settings.threads = 16
+        return settings
+    }()
     public var heartbeatIntervalMs: Int64 = 2000
 
     public init() {}
@@ -25,7 +29,7 @@ public struct FileServerConfig: Sendable {
         capacityBytes = try file.integer("capacity_bytes", default: 10 << 30, range: 0...(1 << 60))
         publicURL = try file.string("public_url", default: "", allowEmpty: true)
         if !publicURL.isEmpty { publicURL = try file.httpURL("public_url", default: "", allowHTTPS: true) }
-        server = try ServerSettings(file)
+        server = try ServerSettings(file, defaultThreads: 16)
         heartbeatIntervalMs = try file.integer("heartbeat_interval_ms", default: 2000, range: 50...600_000)
 
     }

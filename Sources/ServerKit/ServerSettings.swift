@@ -24,8 +24,9 @@ public struct ServerSettings: Sendable {
 
     public init() {}
 
-    public init(_ file: ConfigFile) throws(ConfigError) {
-        threads = Int(try file.integer("threads", default: 4, range: 1...256))
+    /// - Parameter defaultThreads: the role's default pool size (file servers block in fsync, so they want more).
+    public init(_ file: ConfigFile, defaultThreads: Int = 4) throws(ConfigError) {
+        threads = Int(try file.integer("threads", default: Int64(defaultThreads), range: 1...256))
         clusterSecret = try file.string("cluster_secret", default: ClusterSecret.placeholder)
         maxHeaderBytes = Int(try file.integer("max_header_bytes", default: 16 << 10, range: 1024...(512 << 10)))
         maxConnections = Int(try file.integer("max_connections", default: 1024, range: 4...65536))

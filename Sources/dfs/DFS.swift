@@ -64,9 +64,14 @@ enum Output {
         FileHandle.standardOutput.write(try encoder.encode(value) + Data("\n".utf8))
     }
 
-    static func time(_ ms: Int64) -> String {
+    static func time(_ ms: Int64, _ formatter: ISO8601DateFormatter = timeFormatter()) -> String {
+        formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+    }
+
+    /// One formatter per listing: making one is far costlier than using it.
+    static func timeFormatter() -> ISO8601DateFormatter {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+        return formatter
     }
 }

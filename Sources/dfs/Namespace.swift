@@ -13,14 +13,16 @@ struct List: ParsableCommand {
         try global.withClient { client in
             let entries = try client.list(path)
             if json { return try Output.json(entries) }
+            let formatter = Output.timeFormatter()
+            var text = ""
             for entry in entries {
                 let kind = entry.isDirectory ? "d" : "-"
                 let size = entry.size.map(String.init) ?? "-"
                 let version = entry.version.map { "v\($0)" } ?? "-"
                 let name = entry.isDirectory ? entry.name + "/" : entry.name
-                Output.line(
-                    "\(kind) \(size.leftPad(12)) \(version.leftPad(8)) \(Output.time(entry.mtimeMs)) \(name)")
+                text += "\(kind) \(size.leftPad(12)) \(version.leftPad(8)) \(Output.time(entry.mtimeMs, formatter)) \(name)\n"
             }
+            FileHandle.standardOutput.write(Data(text.utf8))
         }
     }
 }

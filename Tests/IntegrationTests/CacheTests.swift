@@ -59,16 +59,25 @@ import Testing
         let cluster = try TestCluster(fileServers: 1)
         defer { cluster.shutdown() }
         let writer = cluster.client(home: cluster.tempPath("writer"), cacheMaxBytes: 0)
-        for index in 0..<6 { try writer.write("/f\(index)", data: Data(repeating: UInt8(index), count: 4000)) }
+        for index in 0..<6 { try writer.write("/f\(index)", data: Data(repeating: UInt8(index), count: 2000)) }
         let reader = cluster.client(home: cluster.tempPath("reader"), cacheMaxBytes: 10_000)
-        for index in 0..<6 { #expect(try reader.read("/f\(index)") == Data(repeating: UInt8(index), count: 4000)) }
+        for index in 0..<6 { #expect(try reader.read("/f\(index)") == Data(repeating: UInt8(index), count: 2000)) }
         let stats = try reader.cacheStats()
-        #expect(stats.bytes <= 10_000 && stats.entries == 2)
+        #expect(stats.bytes <= 10_000 && stats.entries == 5)
         let before = try cluster.bytesServed()
-        #expect(try reader.read("/f5").count == 4000)
+        #expect(try reader.read("/f5").count == 2000)
         #expect(try cluster.bytesServed() == before, "the most recent file is still cached")
-        #expect(try reader.read("/f0").count == 4000)
-        #expect(try cluster.bytesServed() == before + 4000, "the oldest was evicted and fetched again")
+        #expect(try reader.read("/f0").count == 2000)
+        #expect(try cluster.bytesServed() == before + 2000, "the oldest was evicted and fetched again")
+    }
+
+    @Test func filesLargerThanAQuarterOfTheCacheAreNotCached() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let client = cluster.client(cacheMaxBytes: 10_000)
+        try client.write("/big", data: Data(repeating: 1, count: 3000))
+        #expect(try client.read("/big").count == 3000)
+        #expect(try client.cacheStats().entries == 0)
     }
 
     @Test func corruptedEntryIsRefetched() throws {
