@@ -6,7 +6,13 @@ public struct WriteRequest: Codable, Sendable {
     public var sizeHint: Int64?
     /// The fencing token of the write lock the client holds on the path, if any.
     public var lockToken: Int64?
-    public init(path: String, clientId: Int64? = nil, sizeHint: Int64? = nil, lockToken: Int64? = nil) {
+    /// Take the path's write lock for this write if it is free (one round trip instead of two); when it is held,
+    /// the answer is 409 `lock_busy` and nothing is begun. Ignored when `lock_token` is given.
+    public var lock: Bool?
+    public init(
+        path: String, clientId: Int64? = nil, sizeHint: Int64? = nil, lockToken: Int64? = nil, lock: Bool? = nil
+    ) {
+        self.lock = lock
         self.lockToken = lockToken
         self.path = path
         self.clientId = clientId
@@ -36,10 +42,13 @@ public struct WriteTicket: Codable, Sendable {
     public var targets: [UploadTarget]
     /// The fencing token the upload must carry (`fence=` on the file server URL), when written under a lock.
     public var lockToken: Int64?
+    /// The lock taken for this write (`lock: true`); release it with the commit (`release_lock`) or DELETE.
+    public var lock: LockInfo?
     public init(
         path: String, fileId: Int64, version: Int64, baseVersion: Int64?, targets: [UploadTarget],
-        lockToken: Int64? = nil
+        lockToken: Int64? = nil, lock: LockInfo? = nil
     ) {
+        self.lock = lock
         self.lockToken = lockToken
         self.path = path
         self.fileId = fileId
@@ -60,10 +69,13 @@ public struct CommitRequest: Codable, Sendable {
     public var baseVersion: Int64?
     /// The file servers' signed receipts for the uploaded copies.
     public var receipts: [StoredReceipt]
+    /// After a successful commit, release the write lock the write was begun under (saves a round trip).
+    public var releaseLock: Bool?
     public init(
         path: String, fileId: Int64, version: Int64, size: Int64, sha256: String, baseVersion: Int64? = nil,
-        receipts: [StoredReceipt]
+        receipts: [StoredReceipt], releaseLock: Bool? = nil
     ) {
+        self.releaseLock = releaseLock
         self.receipts = receipts
         self.path = path
         self.fileId = fileId

@@ -154,11 +154,30 @@ public final class Directory: Sendable {
         guard sizeHint <= config.server.maxFileBytes else {
             throw DFSError.tooLarge("files may be at most \(config.server.maxFileBytes) bytes (max_file_bytes)")
         }
-        try locks.checkWrite(path: path.description, token: request.lockToken)
+        var lockToken = request.lockToken
+        var taken: LockInfo?
+        if lockToken == nil, request.lock == true, let clientId = request.clientId {
+            taken = try locks.tryWriteLock(path: path.description, clientId: clientId)
+            lockToken = taken?.token
+        }
+        do {
+            var ticket = try beginWrite(path, request, sizeHint: sizeHint, lockToken: lockToken)
+            ticket.lock = taken
+            return ticket
+        } catch {
+            if let taken { locks.releaseWriteLock(path: path.description, token: taken.token, clientId: taken.clientId) }
+            throw error
+        }
+    }
+
+    private func beginWrite(_ path: DFSPath, _ request: WriteRequest, sizeHint: Int64, lockToken: Int64?) throws
+        -> WriteTicket
+    {
+        try locks.checkWrite(path: path.description, token: lockToken)
         return try state.withLock { state in
             let now = Clock.monotonicMs()
             let began = try state.meta.beginWrite(
-                path, clientId: request.clientId, sizeHint: sizeHint, fence: request.lockToken, nowMs: Clock.wallMs()
+                path, clientId: request.clientId, sizeHint: sizeHint, fence: lockToken, nowMs: Clock.wallMs()
             ) {
                 let loads = state.servers.keys.map { id in
                     ServerLoad(
@@ -181,15 +200,16 @@ public final class Directory: Sendable {
                     fileServerId: id, url: row.url,
                     ticket: signer.sign(
                         .put, fileId: began.fileId, version: began.version,
-                        detail: TicketSigner.fenceDetail(request.lockToken), expiresAtMs: expiry))
+                        detail: TicketSigner.fenceDetail(lockToken), expiresAtMs: expiry))
             }
             return WriteTicket(
                 path: path.description, fileId: began.fileId, version: began.version, baseVersion: began.base,
-                targets: targets, lockToken: request.lockToken)
+                targets: targets, lockToken: lockToken)
         }
     }
 
-    func commit(_ request: CommitRequest) throws -> EntryInfo {
+    /// Makes an uploaded version current; with `release_lock`, then releases the write lock it was begun under.
+    func commit(_ request: CommitRequest, clientId: Int64) throws -> EntryInfo {
         let path = try DirectoryRoutes.path(request.path)
         guard request.size >= 0, request.sha256.count == 64, Data(hex: request.sha256) != nil else {
             throw DFSError.badRequest("size must be >= 0 and sha256 64 hex digits")
@@ -197,7 +217,7 @@ public final class Directory: Sendable {
         guard request.size <= config.server.maxFileBytes else {
             throw DFSError.tooLarge("files may be at most \(config.server.maxFileBytes) bytes (max_file_bytes)")
         }
-        return try state.withLock { state in
+        let (entry, fence) = try state.withLock { state -> (EntryInfo, Int64?) in
             guard let write = try state.meta.openWrite(version: request.version), write.fileId == request.fileId,
                 write.path == path.description
             else {
@@ -234,8 +254,12 @@ public final class Directory: Sendable {
                 state.stored[blob.serverId, default: (0, 0)].files -= 1
                 state.stored[blob.serverId, default: (0, 0)].bytes -= result.replacedSize
             }
-            return try info(result.row, path: path, state)
+            return (try info(result.row, path: path, state), write.fence)
         }
+        if request.releaseLock == true, let fence {
+            locks.releaseWriteLock(path: path.description, token: fence, clientId: clientId)
+        }
+        return entry
     }
 
     // MARK: Maintenance

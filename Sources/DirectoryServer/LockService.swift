@@ -130,6 +130,35 @@ public final class LockService: Sendable {
             })
     }
 
+    // MARK: Locks taken with a write
+
+    /// Takes the write lock on `path` for `clientId` if it is free now; 409 `lock_busy` with the holders if not.
+    func tryWriteLock(path: String, clientId: Int64) throws -> LockInfo {
+        let now = Clock.monotonicMs()
+        let result = table.withLock {
+            $0.acquire(path: path, clientId: clientId, mode: .write, ttlMs: defaultLeaseMs, waitMs: 0, nowMs: now)
+        }
+        switch result {
+        case .granted(let lease):
+            changed.signal()
+            return info(lease, now: now)
+        case .busy(let holders):
+            throw busyError(path, holders, now: now)
+        case .queued:
+            throw DFSError(500, .internal, "a try-lock was queued")
+        }
+    }
+
+    /// Releases `clientId`'s write lease on `path` whose token is `token`, if it still holds it.
+    func releaseWriteLock(path: String, token: Int64, clientId: Int64) {
+        let now = Clock.monotonicMs()
+        let outcomes = table.withLock { table -> [LockTable.Outcome] in
+            guard let lease = table.writer(of: path), lease.token == token, lease.clientId == clientId else { return [] }
+            return (try? table.release(lockId: lease.lockId, clientId: clientId, nowMs: now)) ?? []
+        }
+        deliver(outcomes, now: now)
+    }
+
     // MARK: Checks for writes
 
     /// The current write lease on a path, if any.
@@ -187,10 +216,13 @@ public final class LockService: Sendable {
     }
 
     private func busy(_ path: String, _ holders: [LockTable.Lease], now: Int64) -> Response {
-        let body = ErrorBody(
-            code: .lockBusy, message: "\(path) is locked",
-            holders: holders.map { info($0, now: now) })
-        return .json(body, status: 409)
+        .error(busyError(path, holders, now: now))
+    }
+
+    private func busyError(_ path: String, _ holders: [LockTable.Lease], now: Int64) -> DFSError {
+        var error = DFSError(409, .lockBusy, "\(path) is locked")
+        error.holders = holders.map { info($0, now: now) }
+        return error
     }
 
     private func info(_ lease: LockTable.Lease, now: Int64) -> LockInfo {

@@ -52,8 +52,7 @@ enum DirectoryRoutes {
                 return .json(try directory.beginWrite(write), status: 201)
             },
             .json("POST", "/commits", CommitRequest.self) { request, _, body in
-                _ = try client(request, directory)
-                return .json(try directory.commit(body))
+                .json(try directory.commit(body, clientId: try client(request, directory)))
             },
             .jsonDeferred("POST", "/locks", LockRequest.self) { request, _, body in
                 let caller = try client(request, directory, claimed: body.clientId)

@@ -7,6 +7,8 @@ public struct DFSError: Error, Equatable, CustomStringConvertible {
     public let status: Int
     public let code: ErrorCode
     public let message: String
+    /// For `lock_busy`: who holds the lock.
+    public var holders: [LockInfo]?
 
     public init(_ status: Int, _ code: ErrorCode, _ message: String) {
         self.status = status

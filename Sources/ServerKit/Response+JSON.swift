@@ -16,7 +16,8 @@ extension Response {
 
     /// The one error shape, with its status.
     public static func error(_ error: DFSError, headers: [HTTPHeader] = []) -> Response {
-        let body = (try? WireJSON.encode(ErrorBody(code: error.code, message: error.message))) ?? Data()
+        let body = (try? WireJSON.encode(ErrorBody(code: error.code, message: error.message, holders: error.holders)))
+            ?? Data()
         return Response(
             status: error.status, headers: [HTTPHeader("Content-Type", "application/json")] + headers,
             body: .data(body))

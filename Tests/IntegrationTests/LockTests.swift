@@ -159,6 +159,28 @@ import Testing
         #expect(try setup.read("/f") == Data("newer writer".utf8))
     }
 
+    @Test func writesTakeAndReleaseTheLockOrWaitForIt() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let alice = cluster.client(home: cluster.tempPath("alice"))
+        try alice.write("/w", data: Data("one".utf8))
+        #expect(try alice.locks().holders.isEmpty, "a plain write leaves no lock behind")
+
+        let held = try alice.lock("/w", mode: .write)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let bob = cluster.client(home: cluster.tempPath("bob"))
+            _ = try? bob.write("/w", data: Data("bob".utf8))
+            done.signal()
+        }
+        try waitUntil { try alice.locks("/w").waiters.count == 1 }
+        try alice.write("/w", data: Data("alice".utf8))
+        try held.release()
+        #expect(done.wait(timeout: .now() + 10) == .success)
+        #expect(try alice.read("/w") == Data("bob".utf8), "bob wrote after alice released")
+        #expect(try alice.locks().holders.isEmpty)
+    }
+
     @Test func eightClientsIncrementACounterFourHundredTimes() throws {
         let cluster = try TestCluster(fileServers: 2)
         defer { cluster.shutdown() }
