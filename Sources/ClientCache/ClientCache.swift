@@ -82,6 +82,7 @@ public final class ClientCache: Sendable {
                 path TEXT PRIMARY KEY, file_id INTEGER NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL,
                 size INTEGER NOT NULL, fetched_ms INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+            CREATE INDEX IF NOT EXISTS entries_by_use ON entries(last_used);
             """)
     }
 
@@ -165,11 +166,18 @@ public final class ClientCache: Sendable {
                     """,
                     [.integer(fileId), .integer(version), .text(sha256), .integer(size), .integer(Self.nowUs()),
                      .text(signature ?? "")])
-                let entries = try db.query("SELECT file_id, version, size, last_used FROM entries").map {
+                let total = try db.query("SELECT COALESCE(SUM(size), 0) FROM entries").first?.int(0) ?? 0
+                guard total > maxBytes else { return [String]() }
+                // Only the least recently used entries can be victims: look at the oldest few, not the whole index.
+                let oldest = try db.query(
+                    "SELECT file_id, version, size, last_used FROM entries ORDER BY last_used LIMIT 512"
+                ).map {
                     LRUPolicy.Entry(
                         key: "\($0.int(0) ?? 0).\($0.int(1) ?? 0)", size: $0.int(2) ?? 0, lastUsed: $0.int(3) ?? 0)
                 }
-                let victims = LRUPolicy.victims(entries, maxBytes: maxBytes, keep: ["\(fileId).\(version)"])
+                let rest = total - oldest.reduce(0) { $0 + $1.size }
+                let victims = LRUPolicy.victims(
+                    oldest, maxBytes: max(0, maxBytes - rest), keep: ["\(fileId).\(version)"])
                 for key in victims {
                     let parts = key.split(separator: ".").compactMap { Int64($0) }
                     try db.run(

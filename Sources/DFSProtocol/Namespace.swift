@@ -1,5 +1,10 @@
 /// Where one copy of a file lives.
-public struct Replica: Codable, Sendable, Equatable {
+public struct Replica: Codable, Sendable, Equatable, WireKeys {
+    enum CodingKeys: String, CodingKey {
+        case fileServerId = "file_server_id"
+        case url
+    }
+
     public var fileServerId: Int64
     public var url: String
     public init(fileServerId: Int64, url: String) {
@@ -9,7 +14,17 @@ public struct Replica: Codable, Sendable, Equatable {
 }
 
 /// A namespace entry: a directory, or a file with its id, version, checksum and replicas.
-public struct EntryInfo: Codable, Sendable, Equatable {
+///
+/// Spells its wire keys out (`WireKeys`): listings carry thousands of these, and decoding them without the
+/// snake_case conversion is markedly faster.
+public struct EntryInfo: Codable, Sendable, Equatable, WireKeys {
+    enum CodingKeys: String, CodingKey {
+        case path, name, type, size, version, sha256, replicas
+        case mtimeMs = "mtime_ms"
+        case fileId = "file_id"
+        case writeLockedBy = "write_locked_by"
+    }
+
     public var path: String
     public var name: String
     /// `file` or `dir`.
@@ -42,7 +57,7 @@ public struct EntryInfo: Codable, Sendable, Equatable {
 }
 
 /// `GET /ls` answer.
-public struct ListResponse: Codable, Sendable {
+public struct ListResponse: Codable, Sendable, WireKeys {
     public var path: String
     public var entries: [EntryInfo]
     public init(path: String, entries: [EntryInfo]) {

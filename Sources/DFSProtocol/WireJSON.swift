@@ -34,8 +34,16 @@ public enum WireJSON {
         try prettyEncoder.encode(value)
     }
 
+    /// A decoder without key conversion, for types whose coding keys already are the snake_case wire names.
+    private static let literalDecoder = JSONDecoder()
+
     /// Decodes a wire value from JSON with snake_case keys.
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
-        try decoder.decode(type, from: data)
+        try (T.self is WireKeys.Type ? literalDecoder : decoder).decode(type, from: data)
     }
 }
+
+/// A wire type whose `CodingKeys` spell the snake_case wire names themselves (and so does every type it contains),
+/// so it decodes without key conversion. Encoding still goes through the shared encoder: converting an already
+/// snake_case key changes nothing.
+public protocol WireKeys {}

@@ -114,10 +114,17 @@ final class Metadata {
     // MARK: Lookup
 
     func entry(at path: DFSPath) throws -> EntryRow? {
-        var current = try child(of: 0, named: "")
+        guard !path.isRoot else { return try child(of: 0, named: "") }
+        // Walk down from the root's well-known id: one indexed lookup per name.
+        var parent = Schema.rootID
+        var current: EntryRow?
         for name in path.components {
-            guard let dir = current, dir.isDir else { return nil }
-            current = try child(of: dir.id, named: name)
+            if let dir = current {
+                guard dir.isDir else { return nil }
+                parent = dir.id
+            }
+            guard let next = try child(of: parent, named: name) else { return nil }
+            current = next
         }
         return current
     }

@@ -10,7 +10,7 @@ public struct ServerSettings: Sendable {
     public var clusterSecret = ClusterSecret.placeholder
     /// Requests whose URL and headers are larger get 431.
     public var maxHeaderBytes = 16 << 10
-    /// Simultaneous connections the server accepts; more are refused at once.
+    /// Simultaneous connections served; more wait in the accept queue until one closes.
     public var maxConnections = 1024
     /// A connection idle (or trickling) this long is closed, so slow clients cannot hold every connection.
     public var connectionTimeoutSeconds = 60
