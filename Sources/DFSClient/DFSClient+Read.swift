@@ -18,22 +18,30 @@ extension DFSClient {
     public func read(_ path: String, range: ClosedRange<Int64>? = nil, into sink: (Data) throws -> Void) throws
         -> EntryInfo
     {
+        try read(path, range: range, into: sink, restart: nil)
+    }
+
+    /// `read`, for a caller whose sink can start over (`restart`) if a replica turns out bad mid-way.
+    func read(
+        _ path: String, range: ClosedRange<Int64>?, into sink: (Data) throws -> Void, restart: (() throws -> Void)?
+    ) throws -> EntryInfo {
         if let cached = cachedAttributes(path), try serveFromCache(cached, range: range, into: sink) {
             return cached
         }
         let entry = try stat(path)
         let lockedByOther = entry.writeLockedBy != nil && heldLocks[Self.key(path)] == nil
-        guard lockedByOther else { return try fetch(entry, path: path, range: range, into: sink) }
+        guard lockedByOther else { return try fetch(entry, path: path, range: range, into: sink, restart: restart) }
         return try withLock(path, .read) { lock in
             // The writer has finished: look again.
-            try fetch(lock == nil ? entry : try stat(path), path: path, range: range, into: sink)
+            try fetch(lock == nil ? entry : try stat(path), path: path, range: range, into: sink, restart: restart)
         }
     }
 
     /// Serves `entry` from the cache, else downloads it. If the version vanished before the transfer began
     /// (a newer commit deleted it), looks up the path once more and reads the newer version.
     private func fetch(
-        _ entry: EntryInfo, path: String, range: ClosedRange<Int64>?, into sink: (Data) throws -> Void
+        _ entry: EntryInfo, path: String, range: ClosedRange<Int64>?, into sink: (Data) throws -> Void,
+        restart: (() throws -> Void)?
     ) throws -> EntryInfo {
         var current = entry
         for attempt in 0..<2 {
@@ -42,7 +50,8 @@ extension DFSClient {
                 return current
             }
             do {
-                try download(current, range: range, into: sink)
+                cache?.record(hit: false)
+                try download(current, range: range, into: sink, restart: restart)
                 rememberAttributes(current)
                 return current
             } catch let error as DFSClientError where error.status == 404 && attempt == 0 {
@@ -69,8 +78,12 @@ extension DFSClient {
             let handle = FileHandle(forWritingAtPath: temp)
         else { throw DFSClientError.io("cannot create \(temp)") }
         do {
-            // No fsync: a download is a copy (like curl -o); the rename only makes it appear whole.
-            let entry = try read(path) { try handle.write(contentsOf: $0) }
+            // No fsync: a download is a copy (like curl -o); the rename only makes it appear whole. A bad replica
+            // mid-way restarts the temp file from the next one.
+            let entry = try read(path, range: nil, into: { try handle.write(contentsOf: $0) }) {
+                try handle.truncate(atOffset: 0)
+                try handle.seek(toOffset: 0)
+            }
             try handle.close()
             guard rename(temp, localPath) == 0 else { throw DFSClientError.io("cannot rename \(temp) to \(localPath)") }
             return entry
@@ -129,8 +142,17 @@ extension DFSClient {
 
     // MARK: Transfer
 
-    /// Streams the entry's version from a replica into `sink` (and, for whole reads, into the cache).
-    private func download(_ entry: EntryInfo, range: ClosedRange<Int64>?, into sink: (Data) throws -> Void) throws {
+    /// Streams the entry's version into `sink`, from the first replica that delivers it intact.
+    ///
+    /// A replica that cannot be reached is skipped; one that lacks the version or sends bytes whose sha256 does not
+    /// match is skipped and reported to the directory, which repairs it. Whole reads never hand wrong bytes to the
+    /// caller: they are staged (in the cache, or a temp file) and verified first, unless the caller can `restart`
+    /// its sink (as `get` does with its temp file). Range reads cannot be verified; they are retried only while no
+    /// byte has been delivered.
+    private func download(
+        _ entry: EntryInfo, range: ClosedRange<Int64>?, into sink: (Data) throws -> Void,
+        restart: (() throws -> Void)? = nil
+    ) throws {
         guard !entry.isDirectory else {
             throw DFSClientError(status: nil, code: "is_a_directory", message: "\(entry.path) is a directory")
         }
@@ -139,48 +161,129 @@ extension DFSClient {
         else {
             throw DFSClientError(status: nil, code: "unavailable", message: "no copy of \(entry.path) is reachable")
         }
-        cache?.record(hit: false)
+        if range == nil, restart == nil {
+            return try staged(entry, into: sink)
+        }
         var lastError: Error?
+        var delivered = false
         for replica in replicas {
-            var delivered = false
-            var hasher = SHA256()
-            var headers: [HTTPHeader] = []
-            if let range { headers.append(HTTPHeader("Range", "bytes=\(range.lowerBound)-\(range.upperBound)")) }
+            if delivered {
+                guard let restart else { break }
+                try restart()
+                delivered = false
+            }
             let copy = range == nil && cacheable(entry.size ?? 0) ? try? cache?.beginEntry() : nil
             do {
-                let response = try withoutActuallyEscaping(sink) { sink in
-                    try transport.http.send(
-                        method: "GET", url: "\(replica.url)/files/\(fileId)?version=\(version)", headers: headers
-                    ) { chunk in
-                        delivered = true
-                        hasher.update(data: chunk)
-                        try sink(chunk)
-                        try copy?.write(chunk)
-                    }
+                try transferred(entry, from: replica, range: range) { chunk in
+                    delivered = true
+                    try sink(chunk)
+                    try copy?.write(chunk)
                 }
-                try Transport.check(response)
-                if range == nil, let expected = entry.sha256 {
-                    guard Data(hasher.finalize()).hexString == expected else {
-                        throw DFSClientError(
-                            status: nil, code: "checksum_mismatch",
-                            message:
-                                "file server \(replica.fileServerId) sent bytes of \(entry.path) whose sha256 does not match")
-                    }
-                    try? copy?.commit(fileId: fileId, version: version, sha256: expected)
+                if let sha256 = entry.sha256, range == nil {
+                    try? copy?.commit(fileId: fileId, version: version, sha256: sha256)
                 }
                 return
-            } catch let error as CurlError {
-                copy?.abort()
-                lastError = DFSClientError.unreachable(
-                    "file server \(replica.fileServerId) at \(replica.url)", error.message)
             } catch {
                 copy?.abort()
                 lastError = error
             }
-            if delivered { break }
         }
         throw lastError
             ?? DFSClientError(status: nil, code: "unavailable", message: "no copy of \(entry.path) is readable")
+    }
+
+    /// A whole read staged through a verified local copy (the cache entry, or a temp file), then handed over.
+    private func staged(_ entry: EntryInfo, into sink: (Data) throws -> Void) throws {
+        if let cache, let fileId = entry.fileId, let version = entry.version, let sha256 = entry.sha256,
+            cacheable(entry.size ?? 0)
+        {
+            var writer = try? cache.beginEntry()
+            if writer != nil {
+                try download(entry, range: nil, into: { try writer?.write($0) }) {
+                    writer?.abort()
+                    writer = try cache.beginEntry()
+                }
+                try writer?.commit(fileId: fileId, version: version, sha256: sha256)
+                if let handle = cache.open(fileId: fileId, version: version, sha256: sha256) {
+                    defer { try? handle.close() }
+                    while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { try sink(chunk) }
+                    return
+                }
+            }
+        }
+        let staging = try TempFile(in: settings.home + "/tmp")
+        defer { staging.remove() }
+        try download(entry, range: nil, into: { try staging.handle.write(contentsOf: $0) }) { try staging.truncate() }
+        try staging.handle.seek(toOffset: 0)
+        let reader = try FileHandle(forReadingFrom: URL(fileURLWithPath: staging.path))
+        defer { try? reader.close() }
+        while let chunk = try reader.read(upToCount: 1 << 20), !chunk.isEmpty { try sink(chunk) }
+    }
+
+    /// One GET from one replica, checked against the entry's sha256 for whole reads; bad or missing copies are
+    /// reported to the directory.
+    private func transferred(
+        _ entry: EntryInfo, from replica: Replica, range: ClosedRange<Int64>?, into sink: (Data) throws -> Void
+    ) throws {
+        guard let fileId = entry.fileId, let version = entry.version else { return }
+        var hasher = SHA256()
+        var headers: [HTTPHeader] = []
+        if let range { headers.append(HTTPHeader("Range", "bytes=\(range.lowerBound)-\(range.upperBound)")) }
+        let response: HTTPResponse
+        do {
+            response = try withoutActuallyEscaping(sink) { sink in
+                try transport.http.send(
+                    method: "GET", url: "\(replica.url)/files/\(fileId)?version=\(version)", headers: headers
+                ) { chunk in
+                    hasher.update(data: chunk)
+                    try sink(chunk)
+                }
+            }
+        } catch let error as CurlError {
+            throw DFSClientError.unreachable("file server \(replica.fileServerId) at \(replica.url)", error.message)
+        }
+        if response.status == 404 {
+            reportProblem(entry, replica, "missing")
+        }
+        try Transport.check(response)
+        if range == nil, let expected = entry.sha256, Data(hasher.finalize()).hexString != expected {
+            reportProblem(entry, replica, "corrupt")
+            throw DFSClientError(
+                status: nil, code: "checksum_mismatch",
+                message: "file server \(replica.fileServerId) sent bytes of \(entry.path) whose sha256 does not match")
+        }
+    }
+
+    /// Tells the directory a copy is bad or missing so that it is repaired; best effort.
+    private func reportProblem(_ entry: EntryInfo, _ replica: Replica, _ problem: String) {
+        guard let fileId = entry.fileId, let version = entry.version, (try? authenticate()) != nil else { return }
+        let report = ProblemReport(fileId: fileId, version: version, fileServerId: replica.fileServerId, problem: problem)
+        _ = try? transport.call("POST", "/reports", body: report, as: OKResponse.self)
+    }
+}
+
+/// A private temp file, removed when done.
+final class TempFile {
+    let path: String
+    let handle: FileHandle
+
+    init(in directory: String) throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        path = directory + "/\(UUID().uuidString).part"
+        guard FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]),
+            let handle = FileHandle(forUpdatingAtPath: path)
+        else { throw DFSClientError.io("cannot create \(path)") }
+        self.handle = handle
+    }
+
+    func truncate() throws {
+        try handle.truncate(atOffset: 0)
+        try handle.seek(toOffset: 0)
+    }
+
+    func remove() {
+        try? handle.close()
+        unlink(path)
     }
 }
 

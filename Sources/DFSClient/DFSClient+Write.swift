@@ -85,18 +85,22 @@ extension DFSClient {
         guard let target = ticket.targets.first else {
             throw DFSClientError(status: nil, code: "no_file_servers", message: "the directory offered no file server")
         }
-        // Keep a copy for the cache unless the file cannot fit in it.
         // A cache copy unless the file is too big to be worth one (checked again as bytes stream when unannounced).
         var copy = length.map(cacheable) ?? true ? try? cache?.beginEntry() : nil
         var hasher = SHA256()
         var size: Int64 = 0
         var url = "\(target.url)/files/\(ticket.fileId)?version=\(ticket.version)&ticket=\(target.ticket)"
         if let fence = ticket.lockToken { url += "&fence=\(fence)" }
+        // The bytes go up once: the first file server passes them down the chain of the other targets (a pipeline,
+        // as in HDFS) and answers with every copy's result.
+        var headers = [HTTPHeader("Content-Type", "application/octet-stream")]
+        let downstream = ticket.targets.dropFirst().map { "\($0.url) \($0.ticket)" }
+        if !downstream.isEmpty { headers.append(HTTPHeader("X-DFS-Forward", downstream.joined(separator: ", "))) }
         let response: HTTPResponse
         do {
             response = try withoutActuallyEscaping(read) { read in
                 try transport.http.send(
-                    method: "PUT", url: url, headers: [HTTPHeader("Content-Type", "application/octet-stream")],
+                    method: "PUT", url: url, headers: headers,
                     body: .stream(length: length) { max in
                         let chunk = try read(max)
                         hasher.update(data: chunk)
@@ -113,21 +117,27 @@ extension DFSClient {
             throw DFSClientError.unreachable("file server \(target.fileServerId) at \(target.url)", error.message)
         }
         try Transport.check(response)
-        let stored = try WireJSON.decode(UploadResult.self, from: response.body)
+        let first = try WireJSON.decode(UploadResult.self, from: response.body)
+        let chain = (try? WireJSON.decode(Chain.self, from: response.body))?.replicas ?? []
         let sha256 = Data(hasher.finalize()).hexString
-        guard stored.sha256 == sha256, stored.size == size else {
+        for stored in [first] + chain where stored.sha256 != sha256 || stored.size != size {
             throw DFSClientError(
                 status: nil, code: "checksum_mismatch",
-                message: "file server \(target.fileServerId) stored different bytes than were sent")
+                message: "file server \(stored.fileServerId) stored different bytes than were sent")
         }
         let commit = CommitRequest(
             path: ticket.path, fileId: ticket.fileId, version: ticket.version, size: size, sha256: sha256,
             baseVersion: baseVersion,
-            receipts: [StoredReceipt(fileServerId: stored.fileServerId, receipt: stored.receipt)],
+            receipts: ([first] + chain).map { StoredReceipt(fileServerId: $0.fileServerId, receipt: $0.receipt) },
             releaseLock: ticket.lock != nil ? true : nil)
         let entry = try transport.call("POST", "/commits", body: commit, as: EntryInfo.self)
         try? copy?.commit(fileId: ticket.fileId, version: ticket.version, sha256: sha256)
         cache?.storeAttributes(path: entry.path, fileId: ticket.fileId, version: ticket.version, sha256: sha256, size: size)
         return entry
     }
+}
+
+/// The downstream copies a pipelined upload reports next to the first server's own result.
+private struct Chain: Decodable {
+    var replicas: [UploadResult]?
 }

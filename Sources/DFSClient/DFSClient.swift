@@ -95,6 +95,11 @@ public final class DFSClient {
         return try transport.call("POST", "/mv", body: MoveRequest(from: from, to: to), as: EntryInfo.self)
     }
 
+    /// How far the cluster is from `replicas` good copies of every file, and the copies being made.
+    public func replication() throws -> ReplicationStatus {
+        try transport.call("GET", "/replication", as: ReplicationStatus.self)
+    }
+
     /// The file servers the directory knows, with their state and load.
     public func fileServers() throws -> [FileServerInfo] {
         try transport.call("GET", "/fileservers", as: FileServersResponse.self).fileServers

@@ -16,13 +16,17 @@ public final class Directory: Sendable {
         var lastHeartbeatMs: [Int64: Int64]
         var stored: [Int64: (files: Int64, bytes: Int64)]
         var inflight: [Int64: Int64]
+        /// Copies being made, by "<file id>.<version>".
+        var replicating: [String: ReplicationTask] = [:]
+        var copiesMade: Int64 = 0
+        var copiesDropped: Int64 = 0
     }
 
     let config: DirectoryConfig
     let logger: Logger
     /// The locking service; writes consult it for fencing.
     public let locks: LockService
-    private let state: Mutex<State>
+    let state: Mutex<State>
 
     public init(config: DirectoryConfig, logger: Logger) throws {
         self.config = config
@@ -94,7 +98,7 @@ public final class Directory: Sendable {
         }
     }
 
-    private func liveness(_ lastMs: Int64, _ nowMs: Int64) -> Liveness {
+    func liveness(_ lastMs: Int64, _ nowMs: Int64) -> Liveness {
         Liveness.of(
             lastHeartbeatMs: lastMs, nowMs: nowMs, staleAfterMs: config.staleAfterMs, deadAfterMs: config.deadAfterMs)
     }
@@ -185,7 +189,7 @@ public final class Directory: Sendable {
                         files: state.stored[id]?.files ?? 0,
                         isLive: liveness(state.lastHeartbeatMs[id] ?? 0, now) == .live)
                 }
-                let chosen = Placement.choose(from: loads, count: 1)
+                let chosen = Placement.choose(from: loads, count: config.replicas)
                 guard !chosen.isEmpty else {
                     throw DFSError(503, .noFileServers, "no live file server can take new files")
                 }

@@ -4,7 +4,7 @@ import ServerKit
 public struct DirectoryConfig: Sendable {
     public static let keys: Set<String> = ServerSettings.keys.union([
         "listen", "data_dir", "heartbeat_interval_ms", "stale_after_ms", "dead_after_ms", "abandoned_write_ms",
-        "lock_lease_ms", "lock_max_wait_ms", "ticket_ttl_ms",
+        "lock_lease_ms", "lock_max_wait_ms", "ticket_ttl_ms", "replicas",
     ])
 
     public var listen = ListenAddress(host: "127.0.0.1", port: 5000)
@@ -13,11 +13,13 @@ public struct DirectoryConfig: Sendable {
     public var server = ServerSettings()
     public var heartbeatIntervalMs: Int64 = 2000
     public var staleAfterMs: Int64 = 6000
-    public var deadAfterMs: Int64 = 30000
+    public var deadAfterMs: Int64 = 12000
     public var abandonedWriteMs: Int64 = 3_600_000
     public var lockLeaseMs: Int64 = 30000
     public var lockMaxWaitMs: Int64 = 300_000
     public var ticketTTLMs: Int64 = 600_000
+    /// Copies of each file (capped by the live file servers).
+    public var replicas = 2
 
     public init() {}
 
@@ -28,11 +30,12 @@ public struct DirectoryConfig: Sendable {
         server = try ServerSettings(file)
         heartbeatIntervalMs = try file.integer("heartbeat_interval_ms", default: 2000, range: 50...600_000)
         staleAfterMs = try file.integer("stale_after_ms", default: 6000, range: 100...3_600_000)
-        deadAfterMs = try file.integer("dead_after_ms", default: 30000, range: 100...86_400_000)
+        deadAfterMs = try file.integer("dead_after_ms", default: 12000, range: 100...86_400_000)
         abandonedWriteMs = try file.integer("abandoned_write_ms", default: 3_600_000, range: 1000...604_800_000)
         lockLeaseMs = try file.integer("lock_lease_ms", default: 30000, range: 100...86_400_000)
         lockMaxWaitMs = try file.integer("lock_max_wait_ms", default: 300_000, range: 0...86_400_000)
         ticketTTLMs = try file.integer("ticket_ttl_ms", default: 600_000, range: 1000...86_400_000)
+        replicas = Int(try file.integer("replicas", default: 2, range: 1...16))
         guard deadAfterMs > staleAfterMs else {
             throw ConfigError("\(file.path): dead_after_ms must be larger than stale_after_ms")
         }

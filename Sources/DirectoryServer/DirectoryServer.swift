@@ -1,4 +1,5 @@
 import Curl
+import DFSProtocol
 import Foundation
 import Logging
 import MicroHTTPD
@@ -63,8 +64,39 @@ final class Maintenance: Sendable {
         done.wait()
     }
 
+    /// Makes missing copies (the target pulls from a good copy and proves it with a receipt) and drops extra ones.
+    private func replicate(_ client: HTTPClient) throws {
+        let (jobs, extras) = try directory.replicationPlan(limit: 16)
+        for extra in extras {
+            try directory.dropCopy(fileId: extra.fileId, version: extra.version, serverId: extra.serverId, deleteBlob: true)
+        }
+        for job in jobs {
+            var result: UploadResult?
+            if !stopped.withLock({ $0 }) {
+                let request = ReplicateRequest(
+                    fileId: job.fileId, version: job.version, sha256: job.sha256, size: job.size,
+                    sourceUrl: job.sourceURL)
+                if let body = try? WireJSON.encode(request),
+                    let response = try? client.send(
+                        method: "POST", url: job.targetURL + "/replicate",
+                        headers: [
+                            HTTPHeader("Content-Type", "application/json"),
+                            HTTPHeader(ClusterSecret.header, directory.secret.token),
+                        ], body: .data(body)),
+                    response.status == 200 || response.status == 201
+                {
+                    result = try? WireJSON.decode(UploadResult.self, from: response.body)
+                } else {
+                    logger.warning("copying \(job.fileId).\(job.version) to file server \(job.target) failed; will retry")
+                }
+            }
+            try directory.copyFinished(job, result: result)
+        }
+    }
+
     private func run() {
-        let client = HTTPClient(connectTimeout: 2, timeout: 10, caFile: directory.config.server.caFile)
+        // No overall timeout: a copy of a large file takes as long as it takes (connect and stall limits still apply).
+        let client = HTTPClient(connectTimeout: 2, timeout: 0, caFile: directory.config.server.caFile)
         while !stopped.withLock({ $0 }) {
             do {
                 try directory.expireAbandonedWrites()
@@ -77,6 +109,7 @@ final class Maintenance: Sendable {
                         try directory.deletionDone(blob)
                     }
                 }
+                try replicate(client)
             } catch {
                 logger.warning("maintenance pass failed: \(error)")
             }

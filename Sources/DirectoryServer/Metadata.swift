@@ -371,6 +371,58 @@ final class Metadata {
         }
     }
 
+    // MARK: Replicas
+
+    /// One current file version and the servers holding copies of it.
+    struct FileCopies {
+        var fileId: Int64
+        var version: Int64
+        var sha256: String
+        var size: Int64
+        var servers: [Int64]
+    }
+
+    /// Every current file version with its copies.
+    func allCopies() throws -> [FileCopies] {
+        try db.query(
+            """
+            SELECT e.file_id, e.version, e.sha256, e.size, group_concat(r.server_id) FROM entries e
+            LEFT JOIN replicas r ON r.file_id = e.file_id AND r.version = e.version
+            WHERE e.is_dir = 0 AND e.file_id IS NOT NULL GROUP BY e.id
+            """
+        ).map { row in
+            FileCopies(
+                fileId: row.int(0) ?? 0, version: row.int(1) ?? 0, sha256: row.text(2) ?? "", size: row.int(3) ?? 0,
+                servers: (row.text(4) ?? "").split(separator: ",").compactMap { Int64($0) })
+        }
+    }
+
+    /// Records a new copy, if the version is still current (a copy of a replaced version is queued for deletion).
+    func addReplica(fileId: Int64, version: Int64, serverId: Int64) throws -> Bool {
+        try db.transaction {
+            let current = try db.query(
+                "SELECT 1 FROM entries WHERE file_id = ? AND version = ?", [.integer(fileId), .integer(version)])
+            guard !current.isEmpty else {
+                try queueDeletions([BlobRef(fileId: fileId, version: version, serverId: serverId)])
+                return false
+            }
+            try db.run(
+                "INSERT OR IGNORE INTO replicas(file_id, version, server_id) VALUES (?, ?, ?)",
+                [.integer(fileId), .integer(version), .integer(serverId)])
+            return true
+        }
+    }
+
+    /// Forgets a copy (bad, missing or extra); with `deleteBlob`, also queues its bytes for deletion.
+    func dropReplica(fileId: Int64, version: Int64, serverId: Int64, deleteBlob: Bool) throws {
+        try db.transaction {
+            try db.run(
+                "DELETE FROM replicas WHERE file_id = ? AND version = ? AND server_id = ?",
+                [.integer(fileId), .integer(version), .integer(serverId)])
+            if deleteBlob { try queueDeletions([BlobRef(fileId: fileId, version: version, serverId: serverId)]) }
+        }
+    }
+
     // MARK: Blob deletions
 
     private func queueDeletions(_ blobs: [BlobRef]) throws {

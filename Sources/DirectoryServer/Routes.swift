@@ -72,6 +72,13 @@ enum DirectoryRoutes {
                 let released = try directory.locks.releaseAll(path: try path(query: request).description, clientId: caller)
                 return .json(ReleaseResponse(released: released))
             },
+            .json("POST", "/reports", ProblemReport.self) { request, _, body in
+                // File servers (their scrubber) report with the cluster secret; clients (read failover) with a token.
+                if !directory.secret.matches(request.header(ClusterSecret.header)) { _ = try client(request, directory) }
+                try directory.report(body)
+                return .json(OKResponse())
+            },
+            .simple("GET", "/replication") { _, _ in .json(try directory.replicationStatus()) },
             .simple("GET", "/locks") { request, _ in
                 let filter = try request.query["path"].map { try path($0).description }
                 return .json(directory.locks.list(path: filter))

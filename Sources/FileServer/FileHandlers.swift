@@ -43,12 +43,29 @@ final class FileService: Sendable {
     /// The largest blob accepted.
     let maxFileBytes: Int64
 
-    init(store: FileStore, capacityBytes: Int64, identity: Identity?, maxFileBytes: Int64, secret: ClusterSecret) {
+    /// CA file for `https://` peers (pipelined uploads, replication sources); nil = the system's.
+    let caFile: String?
+    /// Bytes of a pipelined upload buffered for the next server at most (back-pressure beyond).
+    let forwardBufferBytes = 8 << 20
+    /// Seconds the next server of a pipeline may take no data before the upload fails.
+    let forwardStallSeconds: Double
+    /// Seconds the next server of a pipeline may take to answer once the whole body was sent.
+    let forwardResponseSeconds: Double
+
+    let scrubber: ScrubCounters = ScrubCounters()
+
+    init(
+        store: FileStore, capacityBytes: Int64, identity: Identity?, maxFileBytes: Int64, secret: ClusterSecret,
+        caFile: String? = nil, connectionTimeoutSeconds: Int = 60
+    ) {
         self.store = store
         self.capacityBytes = capacityBytes
         self.maxFileBytes = maxFileBytes
         self.identity = Mutex(identity)
         self.secret = secret
+        self.caFile = caFile
+        forwardStallSeconds = Double(max(connectionTimeoutSeconds, 5))
+        forwardResponseSeconds = max(300, forwardStallSeconds)
     }
 
     var currentIdentity: Identity? { identity.withLock { $0 } }
@@ -64,7 +81,9 @@ final class FileService: Sendable {
 
     // MARK: Handlers
 
-    /// `PUT /files/{id}?version=V&ticket=T`: stream the body into a new blob.
+    /// `PUT /files/{id}?version=V&ticket=T[&fence=F]`: stream the body into a new blob. With `X-DFS-Forward`, the
+    /// body also streams on to the first server named there (a pipeline), and this copy is kept only if it stored
+    /// the same bytes.
     func put(_ request: Request, _ params: PathParameters) throws -> Disposition {
         let name = try blobName(request, params)
         let (serverId, signer) = try signer()
@@ -95,11 +114,35 @@ final class FileService: Sendable {
             }
         }
         let expected = request.header("x-dfs-sha256")?.lowercased()
+        let hops = try ForwardTarget.parse(request.header(PipelineHeader.name))
+        var forwarder: Forwarder?
+        if let next = hops.first {
+            // Refused before anything is sent on: the pipeline must not store copies of a write that fails here.
+            guard store.info(name) == nil else { throw DFSError.exists("blob \(name) is already stored") }
+            forwarder = Forwarder(
+                name: name, fence: fence, target: next, rest: Array(hops.dropFirst()),
+                length: request.header("content-length").flatMap(Int64.init), expectedSHA256: expected,
+                caFile: caFile, bufferBytes: forwardBufferBytes)
+        }
         let upload = try store.beginUpload(name)
+        forwarder?.start()
         return .streamBody(
             UploadConsumer(
                 upload: upload, expectedSHA256: expected, fence: fence, service: self, serverId: serverId,
-                signer: signer))
+                signer: signer, forwarder: forwarder))
+    }
+
+    /// What this server stored, with its signed receipt: bound to this server, size and checksum, and long-lived
+    /// enough for any commit that follows the upload.
+    func uploadResult(_ name: BlobName, size: Int64, sha256: String, serverId: Int64, signer: TicketSigner)
+        -> UploadResult
+    {
+        let receipt = signer.sign(
+            .stored, fileId: name.fileId, version: name.version, detail: "\(serverId):\(size):\(sha256)",
+            expiresAtMs: wallClockMs() + 86_400_000)
+        return UploadResult(
+            fileServerId: serverId, fileId: name.fileId, version: name.version, size: size, sha256: sha256,
+            receipt: receipt)
     }
 
     /// `GET /files/{id}?version=V`: stream a blob, honouring `Range` and `If-None-Match`.
@@ -168,7 +211,7 @@ final class FileService: Sendable {
             bytesServed: traffic.served, bytesReceived: traffic.received)
     }
 
-    private func blobName(_ request: Request, _ params: PathParameters) throws -> BlobName {
+    func blobName(_ request: Request, _ params: PathParameters) throws -> BlobName {
         guard let idText = params["id"], let id = Int64(idText), id > 0 else {
             throw DFSError.badRequest("file id must be a positive integer")
         }
@@ -176,78 +219,5 @@ final class FileService: Sendable {
             throw DFSError.badRequest("query parameter 'version' (a positive integer) is required")
         }
         return BlobName(fileId: id, version: version)
-    }
-}
-
-/// Streams one upload into the store, checks its checksum, and answers with a signed receipt.
-final class UploadConsumer: BodyConsumer {
-    private let upload: Upload
-    private let expectedSHA256: String?
-    private let fence: Int64?
-    private let service: FileService
-    private let serverId: Int64
-    private let signer: TicketSigner
-    private var failed = false
-
-    init(
-        upload: Upload, expectedSHA256: String?, fence: Int64?, service: FileService, serverId: Int64,
-        signer: TicketSigner
-    ) {
-        self.fence = fence
-        self.upload = upload
-        self.expectedSHA256 = expectedSHA256
-        self.service = service
-        self.serverId = serverId
-        self.signer = signer
-    }
-
-    func consume(_ chunk: Data) -> Response? {
-        do {
-            let size = upload.size + Int64(chunk.count)
-            if size > service.maxFileBytes {
-                throw DFSError.tooLarge("files may be at most \(service.maxFileBytes) bytes (max_file_bytes)")
-            }
-            if size > service.capacityBytes - service.store.usage.bytes {
-                throw DFSError.tooLarge("the upload exceeds this server's free capacity")
-            }
-            try upload.append(chunk)
-            service.traffic.received(Int64(chunk.count))
-            return nil
-        } catch {
-            failed = true
-            upload.abort()
-            return .error(error as? DFSError ?? DFSError(507, .internal, "cannot write the upload to disk"))
-        }
-    }
-
-    func finish() -> Response {
-        Router.answer {
-            let sha256 = try upload.finish()
-            if let expected = expectedSHA256, expected != sha256 {
-                upload.abort()
-                throw DFSError.checksumMismatch("received bytes have sha256 \(sha256), expected \(expected)")
-            }
-            let name = upload.name
-            if let fence {
-                // Checked again at the end: a newer writer may have stored its bytes while these streamed in.
-                guard service.fences.accept(fence, for: name.fileId) else {
-                    upload.abort()
-                    throw DFSError(409, .staleLock, "lock token \(fence) was overtaken by a newer writer")
-                }
-            }
-            try service.store.install(upload, sha256: sha256)
-            // Bound to this server, size and checksum; long-lived enough for any commit that follows the upload.
-            let receipt = signer.sign(
-                .stored, fileId: name.fileId, version: name.version, detail: "\(serverId):\(upload.size):\(sha256)",
-                expiresAtMs: wallClockMs() + 86_400_000)
-            return .json(
-                UploadResult(
-                    fileServerId: serverId, fileId: name.fileId, version: name.version, size: upload.size,
-                    sha256: sha256, receipt: receipt), status: 201)
-        }
-    }
-
-    func cancel() {
-        if !failed { upload.abort() }
     }
 }

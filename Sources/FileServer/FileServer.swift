@@ -11,13 +11,15 @@ public final class FileServer: Sendable {
     private let http: HTTPServer
     private let service: FileService
     private let heartbeat: Heartbeat
+    private let scrubber: Scrubber
 
     /// Starts serving at once; registration with the directory happens in the background and is retried.
     public init(config: FileServerConfig, logger: Logger) throws {
         let store = try FileStore(dataDir: config.dataDir)
         let service = FileService(
             store: store, capacityBytes: config.capacityBytes, identity: Identity.load(dataDir: config.dataDir),
-            maxFileBytes: config.server.maxFileBytes, secret: config.server.secret)
+            maxFileBytes: config.server.maxFileBytes, secret: config.server.secret, caFile: config.server.caFile,
+            connectionTimeoutSeconds: config.server.connectionTimeoutSeconds)
         let router = Router(
             routes: FileServerRoutes.routes(service), logger: logger, maxHeaderBytes: config.server.maxHeaderBytes)
         let http = try HTTPServer(options: try config.server.httpOptions(listen: config.listen)) { request in
@@ -29,7 +31,9 @@ public final class FileServer: Sendable {
         self.http = http
         self.service = service
         self.heartbeat = Heartbeat(config: config, publicURL: publicURL, service: service, logger: logger)
+        self.scrubber = Scrubber(config: config, service: service, logger: logger)
         heartbeat.start()
+        scrubber.start()
     }
 
     public var port: UInt16 { http.port }
@@ -41,6 +45,7 @@ public final class FileServer: Sendable {
     public func waitUntilRegistered(timeout: Double) -> Bool { heartbeat.waitUntilRegistered(timeout: timeout) }
 
     public func stop() {
+        scrubber.stop()
         heartbeat.stop()
         http.stop()
     }

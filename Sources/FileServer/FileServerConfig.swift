@@ -4,6 +4,7 @@ import ServerKit
 public struct FileServerConfig: Sendable {
     public static let keys: Set<String> = ServerSettings.keys.union([
         "listen", "directory", "data_dir", "capacity_bytes", "public_url", "heartbeat_interval_ms",
+        "scrub_interval_ms",
     ])
 
     public var listen = ListenAddress(host: "127.0.0.1", port: 5001)
@@ -19,6 +20,8 @@ public struct FileServerConfig: Sendable {
         return settings
     }()
     public var heartbeatIntervalMs: Int64 = 2000
+    /// Milliseconds between scrubber passes (re-reading stored blobs against their sha256); 0 = no scrubber.
+    public var scrubIntervalMs: Int64 = 3_600_000
 
     public init() {}
 
@@ -31,6 +34,6 @@ public struct FileServerConfig: Sendable {
         if !publicURL.isEmpty { publicURL = try file.httpURL("public_url", default: "", allowHTTPS: true) }
         server = try ServerSettings(file, defaultThreads: 16)
         heartbeatIntervalMs = try file.integer("heartbeat_interval_ms", default: 2000, range: 50...600_000)
-
+        scrubIntervalMs = try file.integer("scrub_interval_ms", default: 3_600_000, range: 0...(30 * 86_400_000))
     }
 }

@@ -47,9 +47,9 @@ public final class FileStore: Sendable {
         index.withLock { index in (Int64(index.count), index.values.reduce(0) { $0 + $1.size }) }
     }
 
-    /// Every stored blob with its checksum and size.
+    /// Every stored blob with its checksum and size, ordered by file id and version.
     func inventory() -> [(BlobName, BlobInfo)] {
-        index.withLock { index in index.map { ($0.key, $0.value) } }
+        index.withLock { index in index.map { ($0.key, $0.value) } }.sorted { $0.0 < $1.0 }
     }
 
     func info(_ name: BlobName) -> BlobInfo? { index.withLock { $0[name] } }
@@ -111,13 +111,15 @@ public final class FileStore: Sendable {
         return true
     }
 
-    /// Re-reads a blob and compares it with its checksum. Nil when the blob is gone.
-    func verify(_ name: BlobName) -> Bool? {
+    /// Re-reads a blob and compares it with its checksum. Nil when the blob is gone, or when `cancelled` (asked
+    /// between reads of 1 MiB) turned true.
+    func verify(_ name: BlobName, cancelled: () -> Bool = { false }) -> Bool? {
         guard let info = info(name), let handle = FileHandle(forReadingAtPath: path(name, info)) else { return nil }
         defer { try? handle.close() }
         var hasher = SHA256()
         var size: Int64 = 0
         while let chunk = try? handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+            if cancelled() { return nil }
             hasher.update(data: chunk)
             size += Int64(chunk.count)
         }
@@ -142,7 +144,7 @@ public final class FileStore: Sendable {
 }
 
 /// One blob: a file id and version. On disk: `<file id>.<version>.<sha256>`.
-struct BlobName: Hashable, Sendable, CustomStringConvertible {
+struct BlobName: Hashable, Comparable, Sendable, CustomStringConvertible {
     let fileId: Int64
     let version: Int64
 
@@ -161,6 +163,9 @@ struct BlobName: Hashable, Sendable, CustomStringConvertible {
     }
 
     func fileName(sha256: String) -> String { "\(fileId).\(version).\(sha256)" }
+
+    /// By file id, then version.
+    static func < (lhs: BlobName, rhs: BlobName) -> Bool { (lhs.fileId, lhs.version) < (rhs.fileId, rhs.version) }
 
     var description: String { "\(fileId).\(version)" }
 }

@@ -1,4 +1,5 @@
 import DFSProtocol
+import Foundation
 import MicroHTTPD
 import ServerKit
 
@@ -11,6 +12,23 @@ enum FileServerRoutes {
             Route("PUT", "/files/{id}") { request, params in try service.put(request, params) },
             .simple("GET", "/files/{id}") { request, params in try service.get(request, params) },
             .simple("DELETE", "/files/{id}") { request, params in try service.delete(request, params) },
+            .simple("GET", "/inventory") { request, _ in try service.inventory(request) },
+            Route("POST", "/replicate") { request, _ in
+                // The cluster token is checked before the body is read, so strangers get 401 whatever they send.
+                try service.requireClusterToken(request, "replication")
+                return .collectBody(limit: 1 << 20, tooLarge: .error(.tooLarge("request body is larger than 1 MiB"))) {
+                    data in
+                    Router.answer {
+                        guard !data.isEmpty else { throw DFSError.badRequest("a JSON body is required") }
+                        guard let order = try? WireJSON.decode(ReplicateRequest.self, from: data) else {
+                            throw DFSError.badRequest(
+                                "malformed JSON body: expected {file_id, version, sha256, size, source_url}")
+                        }
+                        return try service.replicate(request, order)
+                    }
+                }
+            },
+            .simple("GET", "/scrub") { _, _ in .json(service.scrubber.status) },
         ]
     }
 }

@@ -105,6 +105,15 @@ struct Servers: ParsableCommand {
                     "\(String(server.id).rightPad(3)) \(server.state.rightPad(6)) \(String(server.files).leftPad(5)) \(String(server.bytes).leftPad(12)) \(served.leftPad(12))  \(server.url)"
                 )
             }
+            if let replication = try? client.replication() {
+                Output.line(
+                    "replication: \(replication.effectiveReplicas) of \(replication.replicas) copies possible, \(replication.underReplicated.count) files under-replicated, \(replication.inFlight.count) copies in flight (\(replication.copiesMade) made, \(replication.copiesDropped) extra dropped)"
+                )
+                for task in replication.inFlight.prefix(10) {
+                    Output.line(
+                        "  copying \(task.fileId).\(task.version) from server \(task.fromFileServerId) to \(task.toFileServerId)")
+                }
+            }
         }
     }
 }

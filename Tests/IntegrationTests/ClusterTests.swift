@@ -115,7 +115,7 @@ import Testing
         }
         let counts = try dfs.fileServers().map(\.files)
         #expect(counts.count == 3)
-        #expect(counts.reduce(0, +) == 30)
+        #expect(counts.reduce(0, +) == 60, "two copies of each file")
         #expect(counts.max()! - counts.min()! <= 1, "per-server counts \(counts)")
     }
 

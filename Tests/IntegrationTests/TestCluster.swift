@@ -113,13 +113,18 @@ final class TestCluster: @unchecked Sendable {
         self.clientCAFile = clientCAFile
         root = FileManager.default.temporaryDirectory.appendingPathComponent("dfs-test-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        // Test defaults, unless the test sets the key itself.
+        let given = Set(directoryConf.split(separator: "\n").compactMap { $0.split(separator: "=").first }.map {
+            $0.trimmingCharacters(in: .whitespaces)
+        })
+        let defaults = ["heartbeat_interval_ms = 200", "stale_after_ms = 2000", "dead_after_ms = 10000"].filter {
+            !given.contains(String($0.prefix { $0 != " " }))
+        }
         let conf = """
             listen = 127.0.0.1:0
             cluster_secret = \(secret)
             data_dir = \(root)/directory
-            heartbeat_interval_ms = 200
-            stale_after_ms = 2000
-            dead_after_ms = 10000
+            \(defaults.joined(separator: "\n"))
             \(directoryConf)
             """
         try conf.write(toFile: root + "/directory.conf", atomically: true, encoding: .utf8)

@@ -1,0 +1,143 @@
+import DFSCore
+import DFSProtocol
+import Foundation
+import ServerKit
+
+/// Keeping `replicas` good copies of every file: planning copies, recording them, dropping extras and bad copies.
+extension Directory {
+    /// A copy to make: from a server that holds the version to one that does not.
+    struct CopyJob {
+        var fileId: Int64
+        var version: Int64
+        var sha256: String
+        var size: Int64
+        var sourceURL: String
+        var target: Int64
+        var targetURL: String
+    }
+
+    /// A copy beyond `replicas` (typically on a server that came back after its files were re-replicated).
+    struct ExtraCopy {
+        var fileId: Int64
+        var version: Int64
+        var serverId: Int64
+    }
+
+    /// How many copies files can have now: `replicas`, capped by the live servers.
+    private func effectiveReplicas(_ state: State, now: Int64) -> Int {
+        let live = state.servers.keys.filter { liveness(state.lastHeartbeatMs[$0] ?? 0, now) == .live }.count
+        return min(config.replicas, live)
+    }
+
+    /// What to do next: copies to make (at most `limit`, none already in flight) and extra copies to drop.
+    func replicationPlan(limit: Int) throws -> (jobs: [CopyJob], extras: [ExtraCopy]) {
+        try state.withLock { state in
+            let now = Clock.monotonicMs()
+            let want = effectiveReplicas(state, now: now)
+            let health = state.servers.keys.reduce(into: [Int64: Liveness]()) {
+                $0[$1] = liveness(state.lastHeartbeatMs[$1] ?? 0, now)
+            }
+            var jobs: [CopyJob] = []
+            var extras: [ExtraCopy] = []
+            var planned: [Int64: Int64] = [:]
+            for file in try state.meta.allCopies() {
+                // A dead server's copies do not count; a stale one's still do (it may just be slow).
+                let holders = file.servers.filter { (health[$0] ?? .dead) != .dead }
+                if holders.count > config.replicas {
+                    // Keep the copies on the least loaded servers; drop the rest.
+                    let ranked = holders.sorted { (state.stored[$0]?.bytes ?? 0) < (state.stored[$1]?.bytes ?? 0) }
+                    for server in ranked.dropFirst(config.replicas) {
+                        extras.append(ExtraCopy(fileId: file.fileId, version: file.version, serverId: server))
+                    }
+                    continue
+                }
+                let key = "\(file.fileId).\(file.version)"
+                guard holders.count < want, jobs.count < limit, state.replicating[key] == nil,
+                    let source = holders.first(where: { health[$0] == .live }) ?? holders.first,
+                    let sourceURL = state.servers[source]?.url
+                else { continue }
+                let candidates = state.servers.keys.filter { !file.servers.contains($0) && health[$0] == .live }.map { id in
+                    ServerLoad(
+                        id: id, storedBytes: (state.stored[id]?.bytes ?? 0) + (planned[id] ?? 0),
+                        inflightBytes: state.inflight[id] ?? 0, files: state.stored[id]?.files ?? 0, isLive: true)
+                }
+                guard let target = Placement.choose(from: candidates, count: 1).first,
+                    let targetURL = state.servers[target]?.url
+                else { continue }
+                planned[target, default: 0] += file.size
+                state.replicating[key] = ReplicationTask(
+                    fileId: file.fileId, version: file.version, fromFileServerId: source, toFileServerId: target)
+                jobs.append(
+                    CopyJob(
+                        fileId: file.fileId, version: file.version, sha256: file.sha256, size: file.size,
+                        sourceURL: sourceURL, target: target, targetURL: targetURL))
+            }
+            return (jobs, extras)
+        }
+    }
+
+    /// Records the outcome of a copy job; `result` is the target's answer when it succeeded.
+    func copyFinished(_ job: CopyJob, result: UploadResult?) throws {
+        try state.withLock { state in
+            state.replicating["\(job.fileId).\(job.version)"] = nil
+            guard let result else { return }
+            let detail = "\(job.target):\(job.size):\(job.sha256)"
+            guard result.fileServerId == job.target, result.sha256 == job.sha256,
+                secret.tickets.verify(
+                    result.receipt, .stored, fileId: job.fileId, version: job.version, detail: detail,
+                    nowMs: Clock.wallMs())
+            else {
+                logger.warning("file server \(job.target) answered a copy of \(job.fileId).\(job.version) without a valid receipt")
+                return
+            }
+            if try state.meta.addReplica(fileId: job.fileId, version: job.version, serverId: job.target) {
+                state.stored[job.target, default: (0, 0)].files += 1
+                state.stored[job.target, default: (0, 0)].bytes += job.size
+                state.copiesMade += 1
+            }
+        }
+    }
+
+    /// Drops a copy: an extra one, or one found bad or missing (then `deleteBlob` says whether bytes remain).
+    func dropCopy(fileId: Int64, version: Int64, serverId: Int64, deleteBlob: Bool) throws {
+        try state.withLock { state in
+            let had = try state.meta.replicas(fileId: fileId, version: version).contains(serverId)
+            try state.meta.dropReplica(fileId: fileId, version: version, serverId: serverId, deleteBlob: deleteBlob)
+            guard had else { return }
+            state.stored = try state.meta.storedLoad()
+            state.copiesDropped += 1
+        }
+    }
+
+    /// `POST /reports`: a file server (scrubber) or a client (read failover) found a copy bad or missing.
+    func report(_ problem: ProblemReport) throws {
+        guard ["corrupt", "missing", "unreachable"].contains(problem.problem) else {
+            throw DFSError.badRequest("problem must be corrupt, missing or unreachable")
+        }
+        // An unreachable server is the heartbeats' business: its copies stop counting once it is dead.
+        guard problem.problem != "unreachable" else { return }
+        logger.warning(
+            "file server \(problem.fileServerId) has a \(problem.problem) copy of \(problem.fileId).\(problem.version)")
+        try dropCopy(
+            fileId: problem.fileId, version: problem.version, serverId: problem.fileServerId,
+            deleteBlob: problem.problem == "corrupt")
+    }
+
+    /// `GET /replication`.
+    func replicationStatus() throws -> ReplicationStatus {
+        try state.withLock { state in
+            let now = Clock.monotonicMs()
+            let want = effectiveReplicas(state, now: now)
+            let notDead = Set(state.servers.keys.filter { liveness(state.lastHeartbeatMs[$0] ?? 0, now) != .dead })
+            let under = try state.meta.allCopies().compactMap { file -> UnderReplicatedFile? in
+                let have = file.servers.filter { notDead.contains($0) }.count
+                return have < want
+                    ? UnderReplicatedFile(fileId: file.fileId, version: file.version, have: have, want: want) : nil
+            }
+            return ReplicationStatus(
+                replicas: config.replicas, effectiveReplicas: want, underReplicated: under,
+                inFlight: state.replicating.values.sorted { ($0.fileId, $0.version) < ($1.fileId, $1.version) },
+                copiesMade: state.copiesMade, copiesDropped: state.copiesDropped)
+        }
+    }
+}

@@ -1,0 +1,141 @@
+import DFSProtocol
+import Foundation
+import MicroHTTPD
+import ServerKit
+
+/// Streams one upload into the store (and, for a pipelined upload, on to the next server at the same time), checks
+/// its checksum, and answers with a signed receipt — plus the receipts of the servers down the pipeline.
+///
+/// A pipelined upload is installed here only when the next server answered 201 with the same size and sha256; if
+/// it failed in any way, this copy is dropped too and the answer is 502 `unavailable` naming the failed server.
+final class UploadConsumer: BodyConsumer {
+    private let upload: Upload
+    private let expectedSHA256: String?
+    private let fence: Int64?
+    private let service: FileService
+    private let serverId: Int64
+    private let signer: TicketSigner
+    private let forwarder: Forwarder?
+    private var failed = false
+
+    init(
+        upload: Upload, expectedSHA256: String?, fence: Int64?, service: FileService, serverId: Int64,
+        signer: TicketSigner, forwarder: Forwarder? = nil
+    ) {
+        self.fence = fence
+        self.upload = upload
+        self.expectedSHA256 = expectedSHA256
+        self.service = service
+        self.serverId = serverId
+        self.signer = signer
+        self.forwarder = forwarder
+    }
+
+    func consume(_ chunk: Data) -> Response? {
+        do {
+            let size = upload.size + Int64(chunk.count)
+            if size > service.maxFileBytes {
+                throw DFSError.tooLarge("files may be at most \(service.maxFileBytes) bytes (max_file_bytes)")
+            }
+            if size > service.capacityBytes - service.store.usage.bytes {
+                throw DFSError.tooLarge("the upload exceeds this server's free capacity")
+            }
+            try upload.append(chunk)
+            service.traffic.received(Int64(chunk.count))
+            if let forwarder { try forward(chunk, forwarder) }
+            return nil
+        } catch {
+            failed = true
+            upload.abort()
+            forwarder?.queue.fail()
+            return .error(error as? DFSError ?? DFSError(507, .internal, "cannot write the upload to disk"))
+        }
+    }
+
+    /// Queues a chunk for the next server; throws when that server is gone or stalled.
+    private func forward(_ chunk: Data, _ forwarder: Forwarder) throws {
+        let stall = service.forwardStallSeconds
+        switch forwarder.queue.push(chunk, stallDeadline: Date().addingTimeInterval(stall)) {
+        case .queued:
+            return
+        case .stalled:
+            throw Self.downstreamFailed(forwarder, "it took no data for \(Int(stall)) s")
+        case .readerGone:
+            // The forward ended before the body did: it can only have failed.
+            switch forwarder.wait(timeout: 5) {
+            case .failed(let reason): throw Self.downstreamFailed(forwarder, reason)
+            default: throw Self.downstreamFailed(forwarder, "it answered before the whole body was sent")
+            }
+        }
+    }
+
+    func finish() -> Response {
+        Router.answer {
+            forwarder?.queue.close()
+            let sha256: String
+            do {
+                sha256 = try upload.finish()
+            } catch {
+                forwarder?.queue.fail()
+                upload.abort()
+                throw error
+            }
+            if let expected = expectedSHA256, expected != sha256 {
+                // The next server got the same expectation and refuses the bytes as well.
+                upload.abort()
+                throw DFSError.checksumMismatch("received bytes have sha256 \(sha256), expected \(expected)")
+            }
+            let replicas = try forwarder.map { try downstreamResults(of: $0, sha256: sha256) }
+            let name = upload.name
+            if let fence {
+                // Checked again at the end: a newer writer may have stored its bytes while these streamed in.
+                guard service.fences.accept(fence, for: name.fileId) else {
+                    upload.abort()
+                    throw DFSError(409, .staleLock, "lock token \(fence) was overtaken by a newer writer")
+                }
+            }
+            try service.store.install(upload, sha256: sha256)
+            let stored = service.uploadResult(name, size: upload.size, sha256: sha256, serverId: serverId, signer: signer)
+            var result = PipelineResult(
+                fileServerId: stored.fileServerId, fileId: stored.fileId, version: stored.version, size: stored.size,
+                sha256: stored.sha256, receipt: stored.receipt)
+            result.replicas = replicas
+            return .json(result, status: 201)
+        }
+    }
+
+    /// Waits for the next server's answer; its results (its own, then its replicas') when it stored exactly
+    /// these bytes, else this copy is dropped and the upload fails with 502.
+    private func downstreamResults(of forwarder: Forwarder, sha256: String) throws -> [UploadResult] {
+        guard let outcome = forwarder.wait(timeout: service.forwardResponseSeconds) else {
+            forwarder.queue.fail()
+            upload.abort()
+            throw Self.downstreamFailed(forwarder, "no answer within \(Int(service.forwardResponseSeconds)) s")
+        }
+        switch outcome {
+        case .failed(let reason):
+            upload.abort()
+            throw Self.downstreamFailed(forwarder, reason)
+        case .stored(let result):
+            guard result.sha256 == sha256, result.size == upload.size, result.fileId == upload.name.fileId,
+                result.version == upload.name.version
+            else {
+                upload.abort()
+                throw Self.downstreamFailed(
+                    forwarder,
+                    "it stored \(result.size) bytes with sha256 \(result.sha256); this server received \(upload.size) bytes with sha256 \(sha256)"
+                )
+            }
+            return result.all
+        }
+    }
+
+    private static func downstreamFailed(_ forwarder: Forwarder, _ reason: String) -> DFSError {
+        DFSError(502, .unavailable, "replication to \(forwarder.target.url) failed: \(reason)")
+    }
+
+    func cancel() {
+        forwarder?.queue.fail()
+        if !failed { upload.abort() }
+    }
+}

@@ -1,0 +1,185 @@
+import Curl
+import DFSClient
+import DFSProtocol
+import Foundation
+import Synchronization
+import Testing
+
+/// Replication and self-healing with real processes and `kill -9`, every wait bounded.
+@Suite(.serialized) struct ReplicationTests {
+    /// Fast failure detection for tests: heartbeats every 200 ms, stale after 600 ms, dead after 1.5 s.
+    static let fastLiveness = "stale_after_ms = 600\ndead_after_ms = 1500\nreplicas = 2"
+
+    func replication(_ cluster: TestCluster) throws -> ReplicationStatus {
+        let response = try HTTPClient().send(method: "GET", url: cluster.directory.url + "/replication")
+        return try WireJSON.decode(ReplicationStatus.self, from: response.body)
+    }
+
+    /// Files and contents every test writes first.
+    func seed(_ dfs: DFSClient, count: Int = 10) throws -> [String: Data] {
+        var files: [String: Data] = [:]
+        for index in 0..<count {
+            let data = Data((0..<(5000 + index * 977)).map { UInt8(($0 * 31 + index) % 251) })
+            try dfs.write("/r/\(index)", data: data)
+            files["/r/\(index)"] = data
+        }
+        return files
+    }
+
+    @Test func writesStoreTwoVerifiedCopies() throws {
+        let cluster = try TestCluster(fileServers: 3, directoryConf: Self.fastLiveness)
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        try dfs.mkdir("/r")
+        let files = try seed(dfs, count: 4)
+        let http = HTTPClient()
+        for (path, data) in files {
+            let entry = try dfs.stat(path)
+            let replicas = try #require(entry.replicas)
+            #expect(Set(replicas.map(\.fileServerId)).count == 2, "\(path) has \(replicas.count) copies")
+            for replica in replicas {
+                let blob = try http.send(method: "GET", url: "\(replica.url)/files/\(entry.fileId!)?version=\(entry.version!)")
+                #expect(blob.body == data)
+            }
+        }
+        #expect(try replication(cluster).underReplicated.isEmpty)
+    }
+
+    @Test func killedServerIsReplacedAndItsReturnIsReconciled() throws {
+        let cluster = try TestCluster(fileServers: 3, directoryConf: Self.fastLiveness)
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        try dfs.mkdir("/r")
+        let files = try seed(dfs)
+        let victimURL = cluster.fileServers[0].url
+        cluster.fileServers[0].kill9()
+
+        // Every file still reads correctly (from the other copy), uncached.
+        let reader = cluster.client(home: cluster.tempPath("reader"), cacheMaxBytes: 0)
+        for (path, data) in files { #expect(try reader.read(path) == data) }
+
+        // Re-replication restores two live copies within a bounded time.
+        try waitUntil(timeout: 20) {
+            let status = try replication(cluster)
+            guard status.underReplicated.isEmpty, status.inFlight.isEmpty else { return false }
+            return try files.keys.allSatisfy { path in
+                try dfs.stat(path).replicas!.filter { $0.url != victimURL }.count >= 2
+            }
+        }
+        #expect(try replication(cluster).copiesMade > 0)
+
+        // The dead server comes back with its old copies: extras are dropped, nothing is stale.
+        try cluster.restartFileServer(0, kill: false)
+        try cluster.waitForLiveFileServers(3)
+        try waitUntil(timeout: 20) { try files.keys.allSatisfy { try dfs.stat($0).replicas!.count == 2 } }
+        #expect(try replication(cluster).copiesDropped > 0)
+        for (path, data) in files { #expect(try reader.read(path) == data) }
+    }
+
+    @Test func flippedBytesAreDetectedAndRepaired() throws {
+        let cluster = try TestCluster(fileServers: 3, directoryConf: Self.fastLiveness)
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        try dfs.mkdir("/r")
+        let files = try seed(dfs, count: 2)
+        let entry = try dfs.stat("/r/0")
+        let first = try #require(entry.replicas?.first)
+        let index = try #require(cluster.fileServers.firstIndex { $0.url == first.url })
+        let blobs = cluster.root + "/fs\(index)/blobs"
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: blobs).first {
+            $0.hasPrefix("\(entry.fileId!).\(entry.version!).")
+        })
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: blobs + "/" + name))
+        bytes[100] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: blobs + "/" + name))
+
+        // The read still returns the right bytes (from the good copy) and reports the bad one.
+        let reader = cluster.client(home: cluster.tempPath("reader"), cacheMaxBytes: 0)
+        #expect(try reader.read("/r/0") == files["/r/0"])
+        try waitUntil(timeout: 20) {
+            let copies = try dfs.stat("/r/0").replicas!
+            let healthy = try replication(cluster).underReplicated.isEmpty
+            return copies.count == 2 && healthy
+        }
+        // Every copy is good again.
+        let http = HTTPClient()
+        for replica in try dfs.stat("/r/0").replicas! {
+            let blob = try http.send(method: "GET", url: "\(replica.url)/files/\(entry.fileId!)?version=\(entry.version!)")
+            #expect(blob.body == files["/r/0"])
+        }
+    }
+
+    @Test func killDuringAnUploadLeavesOnlyWholeCommits() throws {
+        let cluster = try TestCluster(fileServers: 3, directoryConf: Self.fastLiveness)
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        try dfs.write("/big", data: Data("old".utf8))
+        let size = 40 << 20
+        var sent = 0
+        var killed = false
+        var block = Data((0..<(1 << 20)).map { UInt8($0 % 241) })
+        let result = Result {
+            try dfs.write("/big", length: Int64(size)) { _ in
+                guard sent < size else { return Data() }
+                if sent >= 10 << 20, !killed {
+                    // Kill whichever server is receiving bytes right now (it has a temp file).
+                    for (index, server) in cluster.fileServers.enumerated() {
+                        let tmp = (try? FileManager.default.contentsOfDirectory(atPath: cluster.root + "/fs\(index)/tmp")) ?? []
+                        if !tmp.isEmpty {
+                            server.kill9()
+                            killed = true
+                            break
+                        }
+                    }
+                }
+                block[0] = UInt8(truncatingIfNeeded: sent >> 20)
+                sent += block.count
+                return block
+            }
+        }
+        #expect(killed)
+        let content = try cluster.client(home: cluster.tempPath("reader"), cacheMaxBytes: 0).read("/big")
+        switch result {
+        case .success:
+            #expect(content.count == size)
+        case .failure:
+            #expect(content == Data("old".utf8), "a failed write left something else behind")
+        }
+    }
+
+    @Test func acknowledgedCreatesSurviveADirectoryKill() throws {
+        let cluster = try TestCluster(fileServers: 2, directoryConf: Self.fastLiveness)
+        defer { cluster.shutdown() }
+        try cluster.client().mkdir("/c")
+        let acknowledged = Mutex<[String]>([])
+        let killAt = 250
+        let killedOnce = Mutex(false)
+        DispatchQueue.concurrentPerform(iterations: 10) { worker in
+            let dfs = cluster.client(home: cluster.tempPath("w\(worker)"))
+            for index in 0..<50 {
+                let path = "/c/\(worker)-\(index)"
+                if (try? dfs.write(path, data: Data(path.utf8))) != nil {
+                    let count = acknowledged.withLock { list -> Int in
+                        list.append(path)
+                        return list.count
+                    }
+                    if count >= killAt {
+                        let first = killedOnce.withLock { done -> Bool in
+                            defer { done = true }
+                            return !done
+                        }
+                        if first { cluster.directory.kill9() }
+                    }
+                }
+            }
+        }
+        try cluster.restartDirectory(kill: false)
+        try cluster.waitForLiveFileServers(2)
+        let reader = cluster.client(home: cluster.tempPath("after"), cacheMaxBytes: 0)
+        let paths = acknowledged.withLock { $0 }
+        #expect(paths.count >= killAt)
+        for path in paths {
+            #expect(try reader.read(path) == Data(path.utf8), "\(path) was acknowledged but is gone")
+        }
+    }
+}
