@@ -141,3 +141,63 @@ extension Directory {
         }
     }
 }
+
+/// Reconciling what file servers hold with what the metadata says.
+extension Directory {
+    /// The copies the metadata lists for one server.
+    func copies(on serverId: Int64) throws -> [BlobKey: String] {
+        try state.withLock { try $0.meta.copies(on: serverId) }
+    }
+
+    /// Live servers whose inventory is due: every one every `inventory_interval_ms`, and any that just registered.
+    func inventoryDue(everyone: Bool) -> [(id: Int64, url: String)] {
+        state.withLock { state in
+            let now = Clock.monotonicMs()
+            let due = state.servers.values.filter { row in
+                (everyone || state.inventoryDue.contains(row.id))
+                    && liveness(state.lastHeartbeatMs[row.id] ?? 0, now) == .live
+            }
+            for row in due { state.inventoryDue.remove(row.id) }
+            return due.map { ($0.id, $0.url) }
+        }
+    }
+
+    /// Compares a server's inventory with the metadata: copies it lost are forgotten (and re-replicated), copies
+    /// with the wrong bytes are dropped, and blobs nothing points to are deleted once they stayed orphans for
+    /// `orphan_grace_ms` (an upload that never committed, a file removed while the server was away).
+    ///
+    /// - Parameter before: the copies the metadata listed for the server *before* its inventory was asked for; only
+    ///   those can be missing (a copy committed meanwhile is simply newer than the inventory).
+    func reconcile(serverId: Int64, before: [BlobKey: String], blobs: [InventoryBlob]) throws {
+        let held = Dictionary(blobs.map { (BlobKey(fileId: $0.fileId, version: $0.version), $0.sha256) }) { a, _ in a }
+        let (missing, wrong, orphans) = try state.withLock { state -> ([BlobKey], [BlobKey], [BlobKey]) in
+            let known = try state.meta.copies(on: serverId)
+            let open = try state.meta.openWriteKeys()
+            let missing = before.keys.filter { held[$0] == nil && known[$0] != nil }
+            let wrong = before.compactMap { key, sha in
+                held[key].map { $0 != sha && !sha.isEmpty ? key : nil } ?? nil
+            }
+            let now = Clock.monotonicMs()
+            var since = state.orphansSince[serverId] ?? [:]
+            let candidates = Set(held.keys).subtracting(known.keys).subtracting(open)
+            since = since.filter { candidates.contains($0.key) }
+            for key in candidates where since[key] == nil { since[key] = now }
+            let expired = since.filter { now - $0.value >= config.orphanGraceMs }.map(\.key)
+            for key in expired { since[key] = nil }
+            state.orphansSince[serverId] = since
+            return (missing, wrong, expired)
+        }
+        for key in missing {
+            logger.warning("file server \(serverId) lost its copy of \(key.fileId).\(key.version)")
+            try dropCopy(fileId: key.fileId, version: key.version, serverId: serverId, deleteBlob: false)
+        }
+        for key in wrong {
+            try dropCopy(fileId: key.fileId, version: key.version, serverId: serverId, deleteBlob: true)
+        }
+        try state.withLock { state in
+            for key in orphans {
+                try state.meta.queueDeletion(BlobRef(fileId: key.fileId, version: key.version, serverId: serverId))
+            }
+        }
+    }
+}

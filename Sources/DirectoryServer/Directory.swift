@@ -20,6 +20,10 @@ public final class Directory: Sendable {
         var replicating: [String: ReplicationTask] = [:]
         var copiesMade: Int64 = 0
         var copiesDropped: Int64 = 0
+        /// Blobs on a server that no metadata points to, and since when (they are deleted after a grace period).
+        var orphansSince: [Int64: [BlobKey: Int64]] = [:]
+        /// Servers whose inventory should be checked at the next maintenance pass (new or re-registered).
+        var inventoryDue: Set<Int64> = []
     }
 
     let config: DirectoryConfig
@@ -70,6 +74,7 @@ public final class Directory: Sendable {
                 nowMs: Clock.wallMs())
             state.servers[row.id] = row
             state.lastHeartbeatMs[row.id] = Clock.monotonicMs()
+            state.inventoryDue.insert(row.id)
             return row
         }
         logger.info("file server \(row.id) registered at \(row.url)")

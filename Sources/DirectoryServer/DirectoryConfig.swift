@@ -4,7 +4,7 @@ import ServerKit
 public struct DirectoryConfig: Sendable {
     public static let keys: Set<String> = ServerSettings.keys.union([
         "listen", "data_dir", "heartbeat_interval_ms", "stale_after_ms", "dead_after_ms", "abandoned_write_ms",
-        "lock_lease_ms", "lock_max_wait_ms", "ticket_ttl_ms", "replicas",
+        "lock_lease_ms", "lock_max_wait_ms", "ticket_ttl_ms", "replicas", "inventory_interval_ms", "orphan_grace_ms",
     ])
 
     public var listen = ListenAddress(host: "127.0.0.1", port: 5000)
@@ -20,6 +20,10 @@ public struct DirectoryConfig: Sendable {
     public var ticketTTLMs: Int64 = 600_000
     /// Copies of each file (capped by the live file servers).
     public var replicas = 2
+    /// How often every file server's inventory is compared with the metadata.
+    public var inventoryIntervalMs: Int64 = 60000
+    /// How long a blob no metadata points to is kept before it is deleted.
+    public var orphanGraceMs: Int64 = 600_000
 
     public init() {}
 
@@ -36,6 +40,8 @@ public struct DirectoryConfig: Sendable {
         lockMaxWaitMs = try file.integer("lock_max_wait_ms", default: 300_000, range: 0...86_400_000)
         ticketTTLMs = try file.integer("ticket_ttl_ms", default: 600_000, range: 1000...86_400_000)
         replicas = Int(try file.integer("replicas", default: 2, range: 1...16))
+        inventoryIntervalMs = try file.integer("inventory_interval_ms", default: 60000, range: 100...86_400_000)
+        orphanGraceMs = try file.integer("orphan_grace_ms", default: 600_000, range: 0...604_800_000)
         guard deadAfterMs > staleAfterMs else {
             throw ConfigError("\(file.path): dead_after_ms must be larger than stale_after_ms")
         }

@@ -43,6 +43,7 @@ final class Maintenance: Sendable {
     private let stopped = Mutex(false)
     private let wake = DispatchSemaphore(value: 0)
     private let done = DispatchSemaphore(value: 0)
+    private let nextFullInventory = Mutex<UInt64>(0)
 
     init(directory: Directory, logger: Logger) {
         self.directory = directory
@@ -62,6 +63,29 @@ final class Maintenance: Sendable {
         stopped.withLock { $0 = true }
         wake.signal()
         done.wait()
+    }
+
+    /// Asks due file servers what they hold and reconciles it with the metadata.
+    private func reconcileInventories(_ client: HTTPClient) throws {
+        let now = DispatchTime.now().uptimeNanoseconds / 1_000_000
+        let everyone = now >= nextFullInventory.withLock { $0 }
+        if everyone {
+            nextFullInventory.withLock { $0 = now + UInt64(directory.config.inventoryIntervalMs) }
+        }
+        for (id, url) in directory.inventoryDue(everyone: everyone) {
+            let before = try directory.copies(on: id)
+            guard
+                let response = try? client.send(
+                    method: "GET", url: url + "/inventory",
+                    headers: [HTTPHeader(ClusterSecret.header, directory.secret.token)]),
+                response.status == 200,
+                let inventory = try? WireJSON.decode(InventoryResponse.self, from: response.body)
+            else {
+                logger.warning("cannot read the inventory of file server \(id) at \(url)")
+                continue
+            }
+            try directory.reconcile(serverId: id, before: before, blobs: inventory.blobs)
+        }
     }
 
     /// Makes missing copies (the target pulls from a good copy and proves it with a receipt) and drops extra ones.
@@ -109,6 +133,7 @@ final class Maintenance: Sendable {
                         try directory.deletionDone(blob)
                     }
                 }
+                try reconcileInventories(client)
                 try replicate(client)
             } catch {
                 logger.warning("maintenance pass failed: \(error)")

@@ -37,6 +37,12 @@ struct BlobRef: Hashable {
     var serverId: Int64
 }
 
+/// A file version, wherever it is stored.
+struct BlobKey: Hashable {
+    var fileId: Int64
+    var version: Int64
+}
+
 /// A registered file server as stored.
 struct FileServerRow {
     var id: Int64
@@ -421,6 +427,32 @@ final class Metadata {
                 [.integer(fileId), .integer(version), .integer(serverId)])
             if deleteBlob { try queueDeletions([BlobRef(fileId: fileId, version: version, serverId: serverId)]) }
         }
+    }
+
+    /// The copies the metadata says `serverId` holds, with their checksums.
+    func copies(on serverId: Int64) throws -> [BlobKey: String] {
+        var copies: [BlobKey: String] = [:]
+        for row in try db.query(
+            """
+            SELECT r.file_id, r.version, COALESCE(e.sha256, '') FROM replicas r
+            LEFT JOIN entries e ON e.file_id = r.file_id AND e.version = r.version WHERE r.server_id = ?
+            """, [.integer(serverId)])
+        {
+            copies[BlobKey(fileId: row.int(0) ?? 0, version: row.int(1) ?? 0)] = row.text(2) ?? ""
+        }
+        return copies
+    }
+
+    /// Versions still being uploaded (not orphans yet).
+    func openWriteKeys() throws -> Set<BlobKey> {
+        Set(try db.query("SELECT file_id, version FROM writes").map {
+            BlobKey(fileId: $0.int(0) ?? 0, version: $0.int(1) ?? 0)
+        })
+    }
+
+    /// Queues one blob for deletion.
+    func queueDeletion(_ blob: BlobRef) throws {
+        try queueDeletions([blob])
     }
 
     // MARK: Blob deletions

@@ -46,7 +46,7 @@ final class FileService: Sendable {
     /// CA file for `https://` peers (pipelined uploads, replication sources); nil = the system's.
     let caFile: String?
     /// Bytes of a pipelined upload buffered for the next server at most (back-pressure beyond).
-    let forwardBufferBytes = 8 << 20
+    let forwardBufferBytes = 4 << 20
     /// Seconds the next server of a pipeline may take no data before the upload fails.
     let forwardStallSeconds: Double
     /// Seconds the next server of a pipeline may take to answer once the whole body was sent.

@@ -158,6 +158,23 @@ import Testing
         }
         try waitUntil { (0..<3).allSatisfy { Self.tempFiles(cluster, $0).isEmpty } }
 
+        // The client hangs up half-way through a three-server pipeline: every hop drops its temp file.
+        struct HangUp: Error {}
+        var pieces = 0
+        #expect(throws: HangUp.self) {
+            _ = try http.send(
+                method: "PUT", url: write.uploadURL(write.head), headers: write.forward(write.servers.dropFirst().map(\.url)),
+                body: .stream(length: Int64(data.count)) { max in
+                    pieces += 1
+                    if pieces > 4 { throw HangUp() }
+                    return data.subdata(in: 0..<min(max, 100_000))
+                })
+        }
+        try waitUntil { (0..<3).allSatisfy { Self.tempFiles(cluster, $0).isEmpty } }
+        for server in write.servers {
+            #expect(try http.send(method: "GET", url: write.blobURL(server)).status == 404, "copy on \(server.url)")
+        }
+
         // Nothing was stored, so the same write still succeeds once the pipeline is healthy.
         let retry = try http.send(
             method: "PUT", url: write.uploadURL(write.head), headers: write.forward([second.url]), body: .data(data))

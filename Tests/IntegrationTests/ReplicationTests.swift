@@ -109,6 +109,44 @@ import Testing
         }
     }
 
+    @Test func inventoriesFindLostCopiesAndOrphans() throws {
+        let conf = Self.fastLiveness + "\ninventory_interval_ms = 300\norphan_grace_ms = 500"
+        let cluster = try TestCluster(fileServers: 3, directoryConf: conf)
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        try dfs.mkdir("/r")
+        let files = try seed(dfs, count: 3)
+        let entry = try dfs.stat("/r/1")
+        let holder = try #require(entry.replicas?.first)
+        let index = try #require(cluster.fileServers.firstIndex { $0.url == holder.url })
+        let blobs = cluster.root + "/fs\(index)/blobs"
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: blobs).first {
+            $0.hasPrefix("\(entry.fileId!).\(entry.version!).")
+        })
+        // The server loses a copy (gone from its disk) and gains an orphan (a blob no metadata knows).
+        try FileManager.default.removeItem(atPath: blobs + "/" + name)
+        let orphan = "999999.1." + String(repeating: "a", count: 64)
+        try Data("orphan".utf8).write(to: URL(fileURLWithPath: blobs + "/" + orphan))
+        try cluster.restartFileServer(index, kill: false)
+        try cluster.waitForLiveFileServers(3)
+
+        // The lost copy is replaced elsewhere, and the orphan is deleted after its grace period.
+        let http = HTTPClient()
+        let settled = try? waitUntil(timeout: 20) {
+            let copies = try dfs.stat("/r/1").replicas!
+            let healthy = try replication(cluster).underReplicated.isEmpty
+            let served = try copies.allSatisfy {
+                try http.send(method: "GET", url: "\($0.url)/files/\(entry.fileId!)?version=\(entry.version!)").status == 200
+            }
+            return healthy && copies.count == 2 && served
+        }
+        let copies = try dfs.stat("/r/1").replicas ?? []
+        #expect(settled != nil, "the lost copy was not replaced: \(copies)")
+        try waitUntil(timeout: 20) { !FileManager.default.fileExists(atPath: blobs + "/" + orphan) }
+        let reader = cluster.client(home: cluster.tempPath("reader"), cacheMaxBytes: 0)
+        for (path, data) in files { #expect(try reader.read(path) == data) }
+    }
+
     @Test func killDuringAnUploadLeavesOnlyWholeCommits() throws {
         let cluster = try TestCluster(fileServers: 3, directoryConf: Self.fastLiveness)
         defer { cluster.shutdown() }
