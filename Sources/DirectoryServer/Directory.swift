@@ -69,11 +69,14 @@ public final class Directory: Sendable {
         }
         guard request.capacityBytes >= 0 else { throw DFSError.badRequest("capacity_bytes must not be negative") }
         let row = try state.withLock { state in
+            let known = request.fileServerId.map { state.servers[$0] != nil } ?? false
             let row = try state.meta.registerFileServer(
                 url: request.url, capacity: request.capacityBytes, knownId: request.fileServerId,
                 nowMs: Clock.wallMs())
             state.servers[row.id] = row
-            state.lastHeartbeatMs[row.id] = Clock.monotonicMs()
+            // A new server learns its id from this answer: it counts as live from its first heartbeat (sent right
+            // after), so no write is placed on it before it can check tickets. A known one keeps its id on disk.
+            state.lastHeartbeatMs[row.id] = known ? Clock.monotonicMs() : Int64.min / 2
             state.inventoryDue.insert(row.id)
             return row
         }

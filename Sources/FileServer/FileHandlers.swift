@@ -53,11 +53,13 @@ final class FileService: Sendable {
     let forwardResponseSeconds: Double
 
     let scrubber: ScrubCounters = ScrubCounters()
+    let logger: Logger
 
     init(
         store: FileStore, capacityBytes: Int64, identity: Identity?, maxFileBytes: Int64, secret: ClusterSecret,
-        caFile: String? = nil, connectionTimeoutSeconds: Int = 60
+        caFile: String? = nil, connectionTimeoutSeconds: Int = 60, logger: Logger = Logger(label: "dfs.fileserver")
     ) {
+        self.logger = logger
         self.store = store
         self.capacityBytes = capacityBytes
         self.maxFileBytes = maxFileBytes

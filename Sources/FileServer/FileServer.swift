@@ -19,7 +19,7 @@ public final class FileServer: Sendable {
         let service = FileService(
             store: store, capacityBytes: config.capacityBytes, identity: Identity.load(dataDir: config.dataDir),
             maxFileBytes: config.server.maxFileBytes, secret: config.server.secret, caFile: config.server.caFile,
-            connectionTimeoutSeconds: config.server.connectionTimeoutSeconds)
+            connectionTimeoutSeconds: config.server.connectionTimeoutSeconds, logger: logger)
         let router = Router(
             routes: FileServerRoutes.routes(service), logger: logger, maxHeaderBytes: config.server.maxHeaderBytes)
         let http = try HTTPServer(options: try config.server.httpOptions(listen: config.listen)) { request in

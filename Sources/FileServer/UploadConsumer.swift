@@ -59,12 +59,12 @@ final class UploadConsumer: BodyConsumer {
         case .queued:
             return
         case .stalled:
-            throw Self.downstreamFailed(forwarder, "it took no data for \(Int(stall)) s")
+            throw downstreamFailed(forwarder, "it took no data for \(Int(stall)) s")
         case .readerGone:
             // The forward ended before the body did: it can only have failed.
             switch forwarder.wait(timeout: 5) {
-            case .failed(let reason): throw Self.downstreamFailed(forwarder, reason)
-            default: throw Self.downstreamFailed(forwarder, "it answered before the whole body was sent")
+            case .failed(let reason): throw downstreamFailed(forwarder, reason)
+            default: throw downstreamFailed(forwarder, "it answered before the whole body was sent")
             }
         }
     }
@@ -110,18 +110,18 @@ final class UploadConsumer: BodyConsumer {
         guard let outcome = forwarder.wait(timeout: service.forwardResponseSeconds) else {
             forwarder.queue.fail()
             upload.abort()
-            throw Self.downstreamFailed(forwarder, "no answer within \(Int(service.forwardResponseSeconds)) s")
+            throw downstreamFailed(forwarder, "no answer within \(Int(service.forwardResponseSeconds)) s")
         }
         switch outcome {
         case .failed(let reason):
             upload.abort()
-            throw Self.downstreamFailed(forwarder, reason)
+            throw downstreamFailed(forwarder, reason)
         case .stored(let result):
             guard result.sha256 == sha256, result.size == upload.size, result.fileId == upload.name.fileId,
                 result.version == upload.name.version
             else {
                 upload.abort()
-                throw Self.downstreamFailed(
+                throw downstreamFailed(
                     forwarder,
                     "it stored \(result.size) bytes with sha256 \(result.sha256); this server received \(upload.size) bytes with sha256 \(sha256)"
                 )
@@ -130,8 +130,10 @@ final class UploadConsumer: BodyConsumer {
         }
     }
 
-    private static func downstreamFailed(_ forwarder: Forwarder, _ reason: String) -> DFSError {
-        DFSError(502, .unavailable, "replication to \(forwarder.target.url) failed: \(reason)")
+    private func downstreamFailed(_ forwarder: Forwarder, _ reason: String) -> DFSError {
+        let error = DFSError(502, .unavailable, "replication to \(forwarder.target.url) failed: \(reason)")
+        service.logger.warning("pipelined upload of blob \(upload.name) failed: \(error.message)")
+        return error
     }
 
     func cancel() {

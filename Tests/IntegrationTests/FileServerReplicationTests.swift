@@ -30,6 +30,7 @@ import Testing
 
     /// Asks the directory for a write of `path` and orders the cluster's file servers with its target first.
     static func begin(_ cluster: TestCluster, _ path: String) throws -> Pipeline {
+        try waitForIdentities(cluster)
         let client = try cluster.rawClient()
         let response = try HTTPClient().send(
             method: "POST", url: cluster.directory.url + "/writes", headers: client.headers,
@@ -39,6 +40,18 @@ import Testing
         let target = try #require(ticket.targets.first)
         let head = try #require(cluster.fileServers.first { sameServer($0.url, target.url) })
         return Pipeline(ticket: ticket, servers: [head] + cluster.fileServers.filter { $0 !== head })
+    }
+
+    /// Waits (bounded) until every file server has received its id: the directory lists a server as live as soon
+    /// as it registered it, a moment before the server itself has the answer (and can sign receipts).
+    static func waitForIdentities(_ cluster: TestCluster) throws {
+        let http = HTTPClient()
+        try waitUntil {
+            try cluster.fileServers.allSatisfy { server in
+                let stats = try http.send(method: "GET", url: server.url + "/stats")
+                return (try? WireJSON.decode(FileServerStats.self, from: stats.body))?.fileServerId != nil
+            }
+        }
     }
 
     static func sameServer(_ a: String, _ b: String) -> Bool {
@@ -61,6 +74,14 @@ import Testing
 
     static func tempFiles(_ cluster: TestCluster, _ index: Int) -> [String] {
         (try? FileManager.default.contentsOfDirectory(atPath: cluster.root + "/fs\(index)/tmp")) ?? []
+    }
+
+    /// Waits (bounded) until no file server of the cluster has a temp file left; names the leftovers if not.
+    static func expectNoTempFiles(_ cluster: TestCluster, _ label: String) {
+        let count = cluster.fileServers.count
+        if (try? waitUntil { (0..<count).allSatisfy { tempFiles(cluster, $0).isEmpty } }) == nil {
+            Issue.record("\(label): temp files left: \((0..<count).map { tempFiles(cluster, $0) })")
+        }
     }
 
     /// A URL where nothing listens (port 1 on loopback: connections are refused).
@@ -121,7 +142,8 @@ import Testing
     // MARK: (b) a failed downstream fails the whole write
 
     @Test func failedDownstreamFailsTheWriteAndLeavesNoCopy() throws {
-        let cluster = try TestCluster(fileServers: 3)
+        // A client hang-up mid-body is noticed at the latest after connection_timeout_s (as for plain uploads).
+        let cluster = try TestCluster(fileServers: 3, fileServerConf: "connection_timeout_s = 2")
         defer { cluster.shutdown() }
         let http = HTTPClient()
         let data = try Self.randomData(2 << 20)
@@ -156,7 +178,7 @@ import Testing
                 }
             }
         }
-        try waitUntil { (0..<3).allSatisfy { Self.tempFiles(cluster, $0).isEmpty } }
+        Self.expectNoTempFiles(cluster, "after failed pipelines")
 
         // The client hangs up half-way through a three-server pipeline: every hop drops its temp file.
         struct HangUp: Error {}
@@ -170,7 +192,7 @@ import Testing
                     return data.subdata(in: 0..<min(max, 100_000))
                 })
         }
-        try waitUntil { (0..<3).allSatisfy { Self.tempFiles(cluster, $0).isEmpty } }
+        Self.expectNoTempFiles(cluster, "after a hang-up")
         for server in write.servers {
             #expect(try http.send(method: "GET", url: write.blobURL(server)).status == 404, "copy on \(server.url)")
         }
@@ -281,7 +303,7 @@ import Testing
         let dead = try replicate(other, sha256: stored.sha256, size: stored.size, from: Self.deadURL)
         #expect(dead.status == 502 && Self.errorCode(dead) == "unavailable")
         #expect(try http.send(method: "GET", url: write.blobURL(other)).status == 404)
-        try waitUntil { Self.tempFiles(cluster, 0).isEmpty && Self.tempFiles(cluster, 1).isEmpty && Self.tempFiles(cluster, 2).isEmpty }
+        Self.expectNoTempFiles(cluster, "after refused copies")
         // Once copied from a good replica, the third server serves it too.
         #expect(try replicate(other, sha256: stored.sha256, size: stored.size, from: target.url).status == 201)
         #expect(try http.send(method: "GET", url: write.blobURL(other)).body == data)
@@ -348,7 +370,8 @@ import Testing
         var status: ScrubStatus?
         try waitUntil(timeout: 15) {
             status = try WireJSON.decode(ScrubStatus.self, from: try http.send(method: "GET", url: server.url + "/scrub").body)
-            return (status?.corruptFound ?? 0) >= 1
+            // The pass that found it has ended (counters are updated as blobs are checked).
+            return (status?.corruptFound ?? 0) >= 1 && (status?.passes ?? 0) >= 1
         }
         let final = try #require(status)
         #expect(final.corruptFound == 1 && final.passes >= 1 && final.blobsChecked >= 2 && final.lastPassMsAgo != nil)
