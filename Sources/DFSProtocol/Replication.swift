@@ -128,3 +128,19 @@ public struct ScrubStatus: Codable, Sendable {
         self.lastPassMsAgo = lastPassMsAgo
     }
 }
+
+/// `POST /verify` body (directory → file server): re-read one blob now and say whether it is intact.
+public struct VerifyRequest: Codable, Sendable, Equatable {
+    public var fileId: Int64
+    public var version: Int64
+    public init(fileId: Int64, version: Int64) {
+        self.fileId = fileId
+        self.version = version
+    }
+}
+
+/// `POST /verify` answer: `ok`, `missing`, or `corrupt` (then the blob was quarantined).
+public struct VerifyResult: Codable, Sendable, Equatable {
+    public var state: String
+    public init(state: String) { self.state = state }
+}

@@ -1,3 +1,4 @@
+import Curl
 import DFSCore
 import DFSProtocol
 import Foundation
@@ -110,17 +111,42 @@ extension Directory {
     }
 
     /// `POST /reports`: a file server (scrubber) or a client (read failover) found a copy bad or missing.
-    func report(_ problem: ProblemReport) throws {
+    ///
+    /// - Parameter verified: the report comes from the file server itself. Otherwise the claim is checked with
+    ///   that file server (`POST /verify`) and only a confirmed problem drops the copy, so a client cannot make the
+    ///   directory forget good copies.
+    func report(_ problem: ProblemReport, verified: Bool) throws {
         guard ["corrupt", "missing", "unreachable"].contains(problem.problem) else {
             throw DFSError.badRequest("problem must be corrupt, missing or unreachable")
         }
         // An unreachable server is the heartbeats' business: its copies stop counting once it is dead.
         guard problem.problem != "unreachable" else { return }
+        var confirmed = problem.problem
+        if !verified {
+            guard let url = state.withLock({ $0.servers[problem.fileServerId]?.url }),
+                let state = checkWithFileServer(url: url, fileId: problem.fileId, version: problem.version),
+                state != "ok"
+            else { return }
+            confirmed = state
+        }
         logger.warning(
-            "file server \(problem.fileServerId) has a \(problem.problem) copy of \(problem.fileId).\(problem.version)")
-        try dropCopy(
-            fileId: problem.fileId, version: problem.version, serverId: problem.fileServerId,
-            deleteBlob: problem.problem == "corrupt")
+            "file server \(problem.fileServerId) has a \(confirmed) copy of \(problem.fileId).\(problem.version)")
+        // The file server quarantined a corrupt blob itself; nothing is left to delete.
+        try dropCopy(fileId: problem.fileId, version: problem.version, serverId: problem.fileServerId, deleteBlob: false)
+    }
+
+    /// Asks a file server to re-read one blob now: `ok`, `missing` or `corrupt`; nil when it cannot be asked.
+    private func checkWithFileServer(url: String, fileId: Int64, version: Int64) -> String? {
+        let client = HTTPClient(connectTimeout: 2, timeout: 60, caFile: config.server.caFile)
+        guard let body = try? WireJSON.encode(VerifyRequest(fileId: fileId, version: version)),
+            let response = try? client.send(
+                method: "POST", url: url + "/verify",
+                headers: [
+                    HTTPHeader("Content-Type", "application/json"), HTTPHeader(ClusterSecret.header, secret.token),
+                ], body: .data(body)),
+            response.status == 200
+        else { return nil }
+        return (try? WireJSON.decode(VerifyResult.self, from: response.body))?.state
     }
 
     /// `GET /replication`.
@@ -179,7 +205,19 @@ extension Directory {
             }
             let now = Clock.monotonicMs()
             var since = state.orphansSince[serverId] ?? [:]
-            let candidates = Set(held.keys).subtracting(known.keys).subtracting(open)
+            var candidates = Set(held.keys).subtracting(known.keys).subtracting(open)
+            // A blob that is exactly a current version (same checksum) is a good copy, not an orphan: adopt it.
+            var adopted = false
+            for key in candidates {
+                guard let sha = try state.meta.currentChecksum(fileId: key.fileId, version: key.version),
+                    sha == held[key]
+                else { continue }
+                if try state.meta.addReplica(fileId: key.fileId, version: key.version, serverId: serverId) {
+                    candidates.remove(key)
+                    adopted = true
+                }
+            }
+            if adopted { state.stored = try state.meta.storedLoad() }
             since = since.filter { candidates.contains($0.key) }
             for key in candidates where since[key] == nil { since[key] = now }
             let expired = since.filter { now - $0.value >= config.orphanGraceMs }.map(\.key)

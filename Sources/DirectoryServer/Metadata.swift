@@ -443,6 +443,13 @@ final class Metadata {
         return copies
     }
 
+    /// The sha256 of a version if it is some file's current version.
+    func currentChecksum(fileId: Int64, version: Int64) throws -> String? {
+        try db.query(
+            "SELECT sha256 FROM entries WHERE file_id = ? AND version = ?", [.integer(fileId), .integer(version)]
+        ).first?.text(0)
+    }
+
     /// Versions still being uploaded (not orphans yet).
     func openWriteKeys() throws -> Set<BlobKey> {
         Set(try db.query("SELECT file_id, version FROM writes").map {

@@ -73,9 +73,11 @@ enum DirectoryRoutes {
                 return .json(ReleaseResponse(released: released))
             },
             .json("POST", "/reports", ProblemReport.self) { request, _, body in
-                // File servers (their scrubber) report with the cluster secret; clients (read failover) with a token.
-                if !directory.secret.matches(request.header(ClusterSecret.header)) { _ = try client(request, directory) }
-                try directory.report(body)
+                // A file server (its scrubber) reports its own blobs with the cluster secret and is believed; a
+                // client's report (read failover) is only a hint: the file server re-checks the blob first.
+                let fromServer = directory.secret.matches(request.header(ClusterSecret.header))
+                if !fromServer { _ = try client(request, directory) }
+                try directory.report(body, verified: fromServer)
                 return .json(OKResponse())
             },
             .simple("GET", "/replication") { _, _ in .json(try directory.replicationStatus()) },

@@ -108,3 +108,20 @@ extension FileService {
         }
     }
 }
+
+extension FileService {
+    /// `POST /verify`: re-reads one blob at the directory's request (a client reported it); a corrupt blob is
+    /// quarantined, as the scrubber would.
+    func verify(_ request: VerifyRequest) -> VerifyResult {
+        let name = BlobName(fileId: request.fileId, version: request.version)
+        switch store.verify(name) {
+        case nil:
+            return VerifyResult(state: "missing")
+        case true?:
+            return VerifyResult(state: "ok")
+        case false?:
+            store.quarantine(name)
+            return VerifyResult(state: "corrupt")
+        }
+    }
+}

@@ -29,6 +29,10 @@ enum FileServerRoutes {
                 }
             },
             .simple("GET", "/scrub") { _, _ in .json(service.scrubber.status) },
+            .json("POST", "/verify", VerifyRequest.self) { request, _, body in
+                try service.requireClusterToken(request, "verification")
+                return .json(service.verify(body))
+            },
         ]
     }
 }

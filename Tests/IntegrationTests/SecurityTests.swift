@@ -101,6 +101,31 @@ import Testing
         #expect(try http.send(method: "GET", url: blob).body == Data("kept".utf8))
     }
 
+    @Test func falseReportsCannotMakeTheDirectoryForgetGoodCopies() throws {
+        let cluster = try TestCluster(fileServers: 3, directoryConf: "inventory_interval_ms = 300\norphan_grace_ms = 500")
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        let entry = try dfs.write("/precious", data: Data("precious bytes".utf8))
+        let liar = try cluster.rawClient()
+        let http = HTTPClient()
+        for replica in try #require(entry.replicas) {
+            for problem in ["corrupt", "missing"] {
+                let report = ProblemReport(
+                    fileId: entry.fileId!, version: entry.version!, fileServerId: replica.fileServerId, problem: problem)
+                let response = try http.send(
+                    method: "POST", url: cluster.directory.url + "/reports", headers: liar.headers,
+                    body: .data(try WireJSON.encode(report)))
+                #expect(response.status == 200)
+            }
+        }
+        // Several inventory rounds later, both copies are still listed and readable.
+        Thread.sleep(forTimeInterval: 1.5)
+        let after = try dfs.stat("/precious")
+        #expect(Set(after.replicas?.map(\.fileServerId) ?? []) == Set(entry.replicas?.map(\.fileServerId) ?? []))
+        let reader = cluster.client(home: cluster.tempPath("reader"), cacheMaxBytes: 0)
+        #expect(try reader.read("/precious") == Data("precious bytes".utf8))
+    }
+
     @Test func clientTokenIsStoredOwnerOnly() throws {
         let cluster = try TestCluster(fileServers: 1)
         defer { cluster.shutdown() }
