@@ -29,9 +29,17 @@ enum FileServerRoutes {
                 }
             },
             .simple("GET", "/scrub") { _, _ in .json(service.scrubber.status) },
-            .json("POST", "/verify", VerifyRequest.self) { request, _, body in
+            Route("POST", "/verify") { request, _ in
                 try service.requireClusterToken(request, "verification")
-                return .json(service.verify(body))
+                return .collectBody(limit: 1 << 16, tooLarge: .error(.tooLarge("request body is larger than 64 KiB"))) {
+                    data in
+                    Router.answer {
+                        guard let order = try? WireJSON.decode(VerifyRequest.self, from: data) else {
+                            throw DFSError.badRequest("malformed JSON body: expected {file_id, version}")
+                        }
+                        return .json(service.verify(order))
+                    }
+                }
             },
         ]
     }
