@@ -117,10 +117,9 @@ extension DFSClient {
             throw DFSClientError.unreachable("file server \(target.fileServerId) at \(target.url)", error.message)
         }
         try Transport.check(response)
-        let first = try WireJSON.decode(UploadResult.self, from: response.body)
-        let chain = (try? WireJSON.decode(Chain.self, from: response.body))?.replicas ?? []
+        let copies = try WireJSON.decode(UploadResult.self, from: response.body).all
         let sha256 = Data(hasher.finalize()).hexString
-        for stored in [first] + chain where stored.sha256 != sha256 || stored.size != size {
+        for stored in copies where stored.sha256 != sha256 || stored.size != size {
             throw DFSClientError(
                 status: nil, code: "checksum_mismatch",
                 message: "file server \(stored.fileServerId) stored different bytes than were sent")
@@ -128,16 +127,11 @@ extension DFSClient {
         let commit = CommitRequest(
             path: ticket.path, fileId: ticket.fileId, version: ticket.version, size: size, sha256: sha256,
             baseVersion: baseVersion,
-            receipts: ([first] + chain).map { StoredReceipt(fileServerId: $0.fileServerId, receipt: $0.receipt) },
+            receipts: copies.map { StoredReceipt(fileServerId: $0.fileServerId, receipt: $0.receipt) },
             releaseLock: ticket.lock != nil ? true : nil)
         let entry = try transport.call("POST", "/commits", body: commit, as: EntryInfo.self)
         try? copy?.commit(fileId: ticket.fileId, version: ticket.version, sha256: sha256)
         cache?.storeAttributes(path: entry.path, fileId: ticket.fileId, version: ticket.version, sha256: sha256, size: size)
         return entry
     }
-}
-
-/// The downstream copies a pipelined upload reports next to the first server's own result.
-private struct Chain: Decodable {
-    var replicas: [UploadResult]?
 }

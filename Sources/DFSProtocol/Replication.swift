@@ -12,40 +12,9 @@ public enum PipelineHeader {
     }
 }
 
-/// A file server's answer to a (possibly pipelined) upload: its own `UploadResult` fields, plus the results of
-/// every server further down the pipeline, in pipeline order. Its JSON is a superset of `UploadResult`'s.
-public struct PipelineResult: Codable, Sendable {
-    public var fileServerId: Int64
-    public var fileId: Int64
-    public var version: Int64
-    public var size: Int64
-    public var sha256: String
-    public var receipt: String
-    /// The downstream servers' results (flattened chain); nil when the upload was not forwarded.
-    public var replicas: [UploadResult]?
-
-    public init(
-        fileServerId: Int64, fileId: Int64, version: Int64, size: Int64, sha256: String, receipt: String,
-        replicas: [UploadResult]? = nil
-    ) {
-        self.fileServerId = fileServerId
-        self.fileId = fileId
-        self.version = version
-        self.size = size
-        self.sha256 = sha256
-        self.receipt = receipt
-        self.replicas = replicas
-    }
-
-    /// This server's own part, without the replicas.
-    public var own: UploadResult {
-        UploadResult(
-            fileServerId: fileServerId, fileId: fileId, version: version, size: size, sha256: sha256, receipt: receipt)
-    }
-
-    /// Every copy stored: this server's first, then the replicas.
-    public var all: [UploadResult] { [own] + (replicas ?? []) }
-}
+/// A file server's answer to a (possibly pipelined) upload: an `UploadResult` whose `replicas` lists the results of
+/// every server further down the pipeline, in pipeline order.
+public typealias PipelineResult = UploadResult
 
 /// `POST /replicate` body (cluster token): fetch a blob from another file server and store it here.
 public struct ReplicateRequest: Codable, Sendable {

@@ -96,7 +96,8 @@ public struct StoredReceipt: Codable, Sendable, Equatable {
     }
 }
 
-/// A file server's answer to an upload: what it stored, as it measured it, and its signed receipt.
+/// A file server's answer to an upload: what it stored, as it measured it, and its signed receipt; for a pipelined
+/// upload, also the results of the servers further down (`replicas`, flattened, in pipeline order).
 public struct UploadResult: Codable, Sendable {
     public var fileServerId: Int64
     public var fileId: Int64
@@ -104,7 +105,24 @@ public struct UploadResult: Codable, Sendable {
     public var size: Int64
     public var sha256: String
     public var receipt: String
-    public init(fileServerId: Int64, fileId: Int64, version: Int64, size: Int64, sha256: String, receipt: String) {
+    /// The downstream servers' results; nil when the upload was not forwarded.
+    public var replicas: [UploadResult]?
+
+    /// This server's own part, without the replicas.
+    public var own: UploadResult {
+        var own = self
+        own.replicas = nil
+        return own
+    }
+
+    /// Every copy stored: this server's first, then the replicas.
+    public var all: [UploadResult] { [own] + (replicas ?? []) }
+
+    public init(
+        fileServerId: Int64, fileId: Int64, version: Int64, size: Int64, sha256: String, receipt: String,
+        replicas: [UploadResult]? = nil
+    ) {
+        self.replicas = replicas
         self.fileServerId = fileServerId
         self.receipt = receipt
         self.fileId = fileId
