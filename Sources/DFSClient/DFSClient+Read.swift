@@ -226,7 +226,9 @@ extension DFSClient {
         _ entry: EntryInfo, from replica: Replica, range: ClosedRange<Int64>?, into sink: (Data) throws -> Void
     ) throws {
         guard let fileId = entry.fileId, let version = entry.version else { return }
-        var hasher = SHA256()
+        let hasher = BackgroundHasher()
+        var finished: String?
+        defer { if finished == nil { _ = hasher.finish() } }
         var headers: [HTTPHeader] = []
         if let range { headers.append(HTTPHeader("Range", "bytes=\(range.lowerBound)-\(range.upperBound)")) }
         let response: HTTPResponse
@@ -235,7 +237,7 @@ extension DFSClient {
                 try transport.http.send(
                     method: "GET", url: "\(replica.url)/files/\(fileId)?version=\(version)", headers: headers
                 ) { chunk in
-                    hasher.update(data: chunk)
+                    hasher.update(chunk)
                     try sink(chunk)
                 }
             }
@@ -246,7 +248,9 @@ extension DFSClient {
             reportProblem(entry, replica, "missing")
         }
         try Transport.check(response)
-        if range == nil, let expected = entry.sha256, Data(hasher.finalize()).hexString != expected {
+        let digest = hasher.finish()
+        finished = digest
+        if range == nil, let expected = entry.sha256, digest != expected {
             reportProblem(entry, replica, "corrupt")
             throw DFSClientError(
                 status: nil, code: "checksum_mismatch",

@@ -85,7 +85,19 @@ public final class LockHandle {
         renewer?.start()
     }
 
-    deinit { renewer?.stop() }
+    /// A handle dropped without `release()` (an error path, say) still gives the lock back, best effort, instead of
+    /// leaving others to wait for the lease to run out.
+    deinit {
+        renewer?.stop()
+        if !released { try? client.release(info) }
+    }
+
+    /// Lets go of the handle but keeps the lease on the server until it expires or someone calls
+    /// `DFSClient.unlock` (what `dfs lock PATH` without a command does).
+    public func detach() {
+        released = true
+        renewer?.stop()
+    }
 
     /// Ends the lease (idempotent).
     public func release() throws {

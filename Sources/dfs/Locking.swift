@@ -32,6 +32,7 @@ struct Lock: ParsableCommand {
         try global.withClient { client in
             let handle = try client.lock(path, mode: mode, ttlMs: ttl, waitMs: wait, autoRenew: !command.isEmpty)
             if command.isEmpty {
+                handle.detach()
                 Output.line("lock \(handle.info.lockId) token \(handle.info.token) (\(mode.rawValue), \(handle.info.path), expires in \(handle.info.expiresInMs) ms)")
                 return
             }

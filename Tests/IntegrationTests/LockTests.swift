@@ -22,6 +22,7 @@ import Testing
         Thread.detachNewThread {
             let waiter = cluster.client(home: cluster.tempPath("bob"))
             let lease = try? waiter.lock("/f", mode: .write, waitMs: 10_000, autoRenew: false)
+            lease?.detach()  // keep the lease after this thread drops the handle
             granted.withLock { $0 = lease?.info }
             done.signal()
         }
@@ -191,9 +192,9 @@ import Testing
             do {
                 for _ in 0..<50 {
                     let lease = try dfs.lock("/counter", mode: .write, waitMs: 60_000)
+                    defer { try? lease.release() }
                     let value = Int(String(decoding: try dfs.read("/counter"), as: UTF8.self)) ?? -1_000_000
                     try dfs.write("/counter", data: Data(String(value + 1).utf8))
-                    try lease.release()
                 }
             } catch {
                 failures.add("client \(index): \(error)")
