@@ -280,7 +280,7 @@ public final class ClientCache: Sendable {
     static func sha256(of handle: FileHandle) throws -> String {
         var hasher = SHA256()
         while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hex(hasher.finalize())
     }
 
     static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
@@ -315,7 +315,7 @@ public final class CacheEntryWriter {
         guard !done else { return }
         done = true
         try handle.close()
-        let actual = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let actual = hex(hasher.finalize())
         guard actual == sha256 else {
             unlink(tempPath)
             throw CacheError("cache entry bytes do not match sha256 \(sha256)")
@@ -335,3 +335,6 @@ public struct CacheError: Error, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }
 }
+
+/// Lowercase hex of a digest.
+private func hex(_ digest: SHA256.Digest) -> String { digest.map { String(format: "%02x", $0) }.joined() }

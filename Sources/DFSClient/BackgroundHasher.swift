@@ -1,4 +1,5 @@
 import Crypto
+import DFSProtocol
 import Foundation
 import Synchronization
 
@@ -41,7 +42,7 @@ final class BackgroundHasher: Sendable {
             guard let chunk = next else { break }
             hasher.update(data: chunk)
         }
-        let hex = hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        let hex = Data(hasher.finalize()).hexString
         digest.withLock { $0 = hex }
         done.signal()
     }

@@ -130,7 +130,3 @@ struct ClientState: Codable {
         }
     }
 }
-
-extension Data {
-    var hexString: String { map { String(format: "%02x", $0) }.joined() }
-}

@@ -143,9 +143,8 @@ public final class Directory: Sendable {
 
     func remove(_ path: DFSPath, recursive: Bool) throws -> Int64 {
         try state.withLock { state in
-            let (removed, blobs) = try state.meta.remove(path, recursive: recursive)
+            let removed = try state.meta.remove(path, recursive: recursive).removed
             state.stored = try state.meta.storedLoad()
-            _ = blobs
             return removed
         }
     }

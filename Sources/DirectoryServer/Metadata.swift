@@ -77,10 +77,6 @@ final class Metadata {
         return db.lastInsertRowID
     }
 
-    func clientExists(_ id: Int64) throws -> Bool {
-        try !db.query("SELECT 1 FROM clients WHERE id = ?", [.integer(id)]).isEmpty
-    }
-
     /// Registers a new file server, or re-registers a known id with its (possibly new) URL.
     func registerFileServer(url: String, capacity: Int64, knownId: Int64?, nowMs: Int64) throws -> FileServerRow {
         if let knownId, try fileServer(knownId) != nil {
