@@ -26,8 +26,8 @@ public enum ErrorCode: String, Codable, Sendable, CaseIterable {
 }
 
 /// The one error shape of every route: `{"error": {"code": "not_found", "message": "..."}}`.
-public struct ErrorBody: Codable, Sendable, Equatable {
-    public struct Detail: Codable, Sendable, Equatable {
+public struct ErrorBody: Codable, Sendable, Equatable, WireKeys {
+    public struct Detail: Codable, Sendable, Equatable, WireKeys {
         public var code: String
         public var message: String
         /// For `lock_busy` and `locked`: who holds the lock.

@@ -30,7 +30,14 @@ public struct RenewRequest: Codable, Sendable {
 }
 
 /// A granted lease.
-public struct LockInfo: Codable, Sendable, Equatable {
+public struct LockInfo: Codable, Sendable, Equatable, WireKeys {
+    enum CodingKeys: String, CodingKey {
+        case path, mode, token
+        case lockId = "lock_id"
+        case clientId = "client_id"
+        case expiresInMs = "expires_in_ms"
+    }
+
     public var lockId: Int64
     public var path: String
     public var clientId: Int64
@@ -50,7 +57,13 @@ public struct LockInfo: Codable, Sendable, Equatable {
 }
 
 /// A queued lock request.
-public struct LockWaiterInfo: Codable, Sendable, Equatable {
+public struct LockWaiterInfo: Codable, Sendable, Equatable, WireKeys {
+    enum CodingKeys: String, CodingKey {
+        case path, mode
+        case clientId = "client_id"
+        case waitsForMs = "waits_for_ms"
+    }
+
     public var path: String
     public var clientId: Int64
     public var mode: String
@@ -65,7 +78,7 @@ public struct LockWaiterInfo: Codable, Sendable, Equatable {
 }
 
 /// `GET /locks` answer: the lease table.
-public struct LocksResponse: Codable, Sendable {
+public struct LocksResponse: Codable, Sendable, WireKeys {
     public var holders: [LockInfo]
     public var waiters: [LockWaiterInfo]
     public init(holders: [LockInfo], waiters: [LockWaiterInfo]) {

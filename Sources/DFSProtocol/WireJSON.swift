@@ -4,9 +4,18 @@ import Foundation
 ///
 /// The coders are configured once and shared: encoding and decoding keep no state between calls.
 public enum WireJSON {
+    /// Compact, keys sorted (the same value always gives the same bytes).
     private static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// The same without key conversion, for `WireKeys` types (converting every key of every answer showed up in
+    /// the directory's profile under 4 KiB creates).
+    private static let literalEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
@@ -26,7 +35,7 @@ public enum WireJSON {
 
     /// Encodes a wire value as compact JSON with snake_case keys.
     public static func encode<T: Encodable>(_ value: T) throws -> Data {
-        try encoder.encode(value)
+        try (T.self is WireKeys.Type ? literalEncoder : encoder).encode(value)
     }
 
     /// Encodes a wire value as indented JSON (for `--json` output meant for people and scripts).
@@ -44,6 +53,9 @@ public enum WireJSON {
 }
 
 /// A wire type whose `CodingKeys` spell the snake_case wire names themselves (and so does every type it contains),
-/// so it decodes without key conversion. Encoding still goes through the shared encoder: converting an already
-/// snake_case key changes nothing.
+/// so it is encoded and decoded without key conversion. A type that contains a `WireKeys` type must be one too:
+/// converted keys ("lock_id" → "lockId") would no longer match the spelled-out ones.
 public protocol WireKeys {}
+
+/// A list of such values needs no key conversion either (`DFS_LOCKS` carries `[LockInfo]`).
+extension Array: WireKeys where Element: WireKeys {}

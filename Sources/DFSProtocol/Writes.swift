@@ -1,5 +1,12 @@
 /// `POST /writes` body: "I want to write this path".
-public struct WriteRequest: Codable, Sendable {
+public struct WriteRequest: Codable, Sendable, WireKeys {
+    enum CodingKeys: String, CodingKey {
+        case path, lock
+        case clientId = "client_id"
+        case sizeHint = "size_hint"
+        case lockToken = "lock_token"
+    }
+
     public var path: String
     public var clientId: Int64?
     /// Expected size, counted as in-flight load on the chosen file server until commit.
@@ -21,7 +28,12 @@ public struct WriteRequest: Codable, Sendable {
 }
 
 /// Where to upload one copy, with the signed ticket the file server checks.
-public struct UploadTarget: Codable, Sendable, Equatable {
+public struct UploadTarget: Codable, Sendable, Equatable, WireKeys {
+    enum CodingKeys: String, CodingKey {
+        case url, ticket
+        case fileServerId = "file_server_id"
+    }
+
     public var fileServerId: Int64
     public var url: String
     public var ticket: String
@@ -33,7 +45,14 @@ public struct UploadTarget: Codable, Sendable, Equatable {
 }
 
 /// `POST /writes` answer: the file id and new version to upload under, and where.
-public struct WriteTicket: Codable, Sendable {
+public struct WriteTicket: Codable, Sendable, WireKeys {
+    enum CodingKeys: String, CodingKey {
+        case path, version, targets, lock
+        case fileId = "file_id"
+        case baseVersion = "base_version"
+        case lockToken = "lock_token"
+    }
+
     public var path: String
     public var fileId: Int64
     public var version: Int64
@@ -59,7 +78,14 @@ public struct WriteTicket: Codable, Sendable {
 }
 
 /// `POST /commits` body: make an uploaded version the file's current one.
-public struct CommitRequest: Codable, Sendable {
+public struct CommitRequest: Codable, Sendable, WireKeys {
+    enum CodingKeys: String, CodingKey {
+        case path, version, size, sha256, receipts
+        case fileId = "file_id"
+        case baseVersion = "base_version"
+        case releaseLock = "release_lock"
+    }
+
     public var path: String
     public var fileId: Int64
     public var version: Int64
@@ -87,7 +113,12 @@ public struct CommitRequest: Codable, Sendable {
 }
 
 /// A file server's proof that it stored a blob with this size and checksum.
-public struct StoredReceipt: Codable, Sendable, Equatable {
+public struct StoredReceipt: Codable, Sendable, Equatable, WireKeys {
+    enum CodingKeys: String, CodingKey {
+        case receipt
+        case fileServerId = "file_server_id"
+    }
+
     public var fileServerId: Int64
     public var receipt: String
     public init(fileServerId: Int64, receipt: String) {
@@ -98,7 +129,13 @@ public struct StoredReceipt: Codable, Sendable, Equatable {
 
 /// A file server's answer to an upload: what it stored, as it measured it, and its signed receipt; for a pipelined
 /// upload, also the results of the servers further down (`replicas`, flattened, in pipeline order).
-public struct UploadResult: Codable, Sendable {
+public struct UploadResult: Codable, Sendable, WireKeys {
+    enum CodingKeys: String, CodingKey {
+        case version, size, sha256, receipt, replicas
+        case fileServerId = "file_server_id"
+        case fileId = "file_id"
+    }
+
     public var fileServerId: Int64
     public var fileId: Int64
     public var version: Int64
