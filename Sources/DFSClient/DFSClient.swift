@@ -67,11 +67,6 @@ public final class DFSClient {
         try transport.call("GET", "/stat", query: ["path": path], as: EntryInfo.self)
     }
 
-    /// The entries of a directory (or the entry itself for a file).
-    public func list(_ path: String) throws -> [EntryInfo] {
-        try transport.call("GET", "/ls", query: ["path": path], as: ListResponse.self).entries
-    }
-
     /// Creates a directory; with `parents`, also its missing parents, and an existing directory is fine.
     @discardableResult
     public func mkdir(_ path: String, parents: Bool = false) throws -> EntryInfo {

@@ -19,6 +19,19 @@ final class Transport {
         _ method: String, _ route: String, query: [String: String] = [:], body: (any Encodable)? = nil,
         as type: T.Type
     ) throws -> T {
+        let response = try send(method, route, query: query, body: body)
+        do {
+            return try WireJSON.decode(T.self, from: response.body)
+        } catch {
+            throw DFSClientError(
+                status: response.status, code: "bad_response", message: "unexpected answer from \(route)")
+        }
+    }
+
+    /// Calls a directory route; the raw answer, once it is known to be a success.
+    func send(_ method: String, _ route: String, query: [String: String] = [:], body: (any Encodable)? = nil)
+        throws -> HTTPResponse
+    {
         var headers: [HTTPHeader] = []
         if let token { headers.append(HTTPHeader("Authorization", "Bearer \(token)")) }
         var payload = RequestBody.none
@@ -34,12 +47,7 @@ final class Transport {
             throw DFSClientError.unreachable("the directory at \(directory)", error.message)
         }
         try Self.check(response)
-        do {
-            return try WireJSON.decode(T.self, from: response.body)
-        } catch {
-            throw DFSClientError(
-                status: response.status, code: "bad_response", message: "unexpected answer from \(route)")
-        }
+        return response
     }
 
     /// Throws the server's error when the status is not 2xx.

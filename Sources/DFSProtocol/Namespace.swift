@@ -56,14 +56,21 @@ public struct EntryInfo: Codable, Sendable, Equatable, WireKeys {
     }
 }
 
-/// `GET /ls` answer.
+/// `GET /ls` answer: one page of a directory's entries, in name order. `next` is set when more entries follow:
+/// ask again with `after=<next>`.
 public struct ListResponse: Codable, Sendable, WireKeys {
     public var path: String
     public var entries: [EntryInfo]
-    public init(path: String, entries: [EntryInfo]) {
+    public var next: String?
+    public init(path: String, entries: [EntryInfo], next: String? = nil) {
         self.path = path
         self.entries = entries
+        self.next = next
     }
+
+    /// The default and the largest page (`limit`).
+    public static let defaultLimit = 1000
+    public static let maxLimit = 10_000
 }
 
 /// `POST /mkdir` body.

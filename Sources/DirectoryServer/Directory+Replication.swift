@@ -32,7 +32,7 @@ extension Directory {
 
     /// What to do next: copies to make (at most `limit`, none already in flight) and extra copies to drop.
     func replicationPlan(limit: Int) throws -> (jobs: [CopyJob], extras: [ExtraCopy]) {
-        try state.withLock { state in
+        try withState { state in
             let now = Clock.monotonicMs()
             let want = effectiveReplicas(state, now: now)
             let health = state.servers.keys.reduce(into: [Int64: Liveness]()) {
@@ -79,7 +79,7 @@ extension Directory {
 
     /// Records the outcome of a copy job; `result` is the target's answer when it succeeded.
     func copyFinished(_ job: CopyJob, result: UploadResult?) throws {
-        try state.withLock { state in
+        try withState { state in
             state.replicating["\(job.fileId).\(job.version)"] = nil
             guard let result else { return }
             let detail = "\(job.target):\(job.size):\(job.sha256)"
@@ -101,7 +101,7 @@ extension Directory {
 
     /// Drops a copy: an extra one, or one found bad or missing (then `deleteBlob` says whether bytes remain).
     func dropCopy(fileId: Int64, version: Int64, serverId: Int64, deleteBlob: Bool) throws {
-        try state.withLock { state in
+        try withState { state in
             let had = try state.meta.replicas(fileId: fileId, version: version).contains(serverId)
             try state.meta.dropReplica(fileId: fileId, version: version, serverId: serverId, deleteBlob: deleteBlob)
             guard had else { return }
@@ -151,7 +151,7 @@ extension Directory {
 
     /// `GET /replication`.
     func replicationStatus() throws -> ReplicationStatus {
-        try state.withLock { state in
+        try withState { state in
             let now = Clock.monotonicMs()
             let want = effectiveReplicas(state, now: now)
             let notDead = Set(state.servers.keys.filter { liveness(state.lastHeartbeatMs[$0] ?? 0, now) != .dead })
@@ -172,7 +172,7 @@ extension Directory {
 extension Directory {
     /// The copies the metadata lists for one server.
     func copies(on serverId: Int64) throws -> [BlobKey: String] {
-        try state.withLock { try $0.meta.copies(on: serverId) }
+        try withState { try $0.meta.copies(on: serverId) }
     }
 
     /// Live servers whose inventory is due: every one every `inventory_interval_ms`, and any that just registered.
@@ -196,9 +196,9 @@ extension Directory {
     ///   those can be missing (a copy committed meanwhile is simply newer than the inventory).
     func reconcile(serverId: Int64, before: [BlobKey: String], blobs: [InventoryBlob]) throws {
         let held = Dictionary(blobs.map { (BlobKey(fileId: $0.fileId, version: $0.version), $0.sha256) }) { a, _ in a }
-        let (missing, wrong, orphans) = try state.withLock { state -> ([BlobKey], [BlobKey], [BlobKey]) in
+        let (missing, wrong, orphans) = try withState { state -> ([BlobKey], [BlobKey], [BlobKey]) in
             let known = try state.meta.copies(on: serverId)
-            let open = try state.meta.openWriteKeys()
+            let open = Set(state.openWrites.map { BlobKey(fileId: $0.value.fileId, version: $0.key) })
             let missing = before.keys.filter { held[$0] == nil && known[$0] != nil }
             let wrong = before.compactMap { key, sha in
                 held[key].map { $0 != sha && !sha.isEmpty ? key : nil } ?? nil
@@ -232,7 +232,7 @@ extension Directory {
         for key in wrong {
             try dropCopy(fileId: key.fileId, version: key.version, serverId: serverId, deleteBlob: true)
         }
-        try state.withLock { state in
+        try withState { state in
             for key in orphans {
                 try state.meta.queueDeletion(BlobRef(fileId: key.fileId, version: key.version, serverId: serverId))
             }

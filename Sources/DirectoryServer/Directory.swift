@@ -2,6 +2,7 @@ import DFSCore
 import DFSProtocol
 import Foundation
 import Logging
+import SQLite
 import ServerKit
 import Synchronization
 
@@ -24,6 +25,19 @@ public final class Directory: Sendable {
         var orphansSince: [Int64: [BlobKey: Int64]] = [:]
         /// Servers whose inventory should be checked at the next maintenance pass (new or re-registered).
         var inventoryDue: Set<Int64> = []
+        /// Uploads begun and not yet committed, by version. Kept in memory only: after a restart their commits
+        /// fail (the client writes again) and their blobs are orphans, deleted by the inventory check.
+        var openWrites: [Int64: OpenWrite] = [:]
+    }
+
+    /// An upload that was begun and not yet committed.
+    struct OpenWrite {
+        var fileId: Int64
+        var path: String
+        var fence: Int64?
+        var sizeHint: Int64
+        var targets: [Int64]
+        var createdMs: Int64
     }
 
     let config: DirectoryConfig
@@ -31,6 +45,8 @@ public final class Directory: Sendable {
     /// The locking service; writes consult it for fencing.
     public let locks: LockService
     let state: Mutex<State>
+    /// Flushes the metadata's commits, outside `state`'s lock, shared by concurrent requests.
+    let durability: GroupFlush
 
     public init(config: DirectoryConfig, logger: Logger) throws {
         self.config = config
@@ -44,13 +60,26 @@ public final class Directory: Sendable {
         for row in try meta.fileServers() { servers[row.id] = row }
         let now = Clock.monotonicMs()
         var inflight: [Int64: Int64] = [:]
-        _ = try meta.expireWrites(before: Clock.wallMs() - config.abandonedWriteMs)
         let stored = try meta.storedLoad()
         for id in servers.keys { inflight[id] = 0 }
+        durability = meta.durability
         state = Mutex(
             State(
                 meta: meta, servers: servers, lastHeartbeatMs: servers.mapValues { _ in now }, stored: stored,
                 inflight: inflight))
+    }
+
+    /// Runs `body` under the state lock; if it changed the metadata, waits (after the lock is released, sharing
+    /// one flush with concurrent requests) until the change is on disk, so nothing is acknowledged before it is
+    /// durable.
+    func withState<T>(_ body: (inout sending State) throws -> sending T) throws -> T {
+        let (value, ticket) = try state.withLock { state -> (T, UInt64?) in
+            let before = state.meta.totalChanges
+            let value = try body(&state)
+            return (value, state.meta.totalChanges != before ? durability.changed() : nil)
+        }
+        if let ticket { try durability.waitDurable(ticket) }
+        return value
     }
 
     // MARK: Registration and liveness
@@ -59,7 +88,7 @@ public final class Directory: Sendable {
     var secret: ClusterSecret { config.server.secret }
 
     func registerClient() throws -> RegisterClientResponse {
-        let id = try state.withLock { try $0.meta.registerClient(nowMs: Clock.wallMs()) }
+        let id = try withState { try $0.meta.registerClient(nowMs: Clock.wallMs()) }
         return RegisterClientResponse(clientId: id, token: secret.clientTokens.token(for: id))
     }
 
@@ -68,7 +97,7 @@ public final class Directory: Sendable {
             throw DFSError.badRequest("url must be an http:// or https:// URL")
         }
         guard request.capacityBytes >= 0 else { throw DFSError.badRequest("capacity_bytes must not be negative") }
-        let row = try state.withLock { state in
+        let row = try withState { state in
             let known = request.fileServerId.map { state.servers[$0] != nil } ?? false
             let row = try state.meta.registerFileServer(
                 url: request.url, capacity: request.capacityBytes, knownId: request.fileServerId,
@@ -85,7 +114,7 @@ public final class Directory: Sendable {
     }
 
     func heartbeat(_ request: HeartbeatRequest) throws {
-        try state.withLock { state in
+        try withState { state in
             guard state.servers[request.fileServerId] != nil else {
                 throw DFSError.notFound("file server \(request.fileServerId) is not registered")
             }
@@ -114,35 +143,40 @@ public final class Directory: Sendable {
     // MARK: Namespace
 
     func stat(_ path: DFSPath) throws -> EntryInfo {
-        try state.withLock { state in
+        try withState { state in
             guard let row = try state.meta.entry(at: path) else { throw DFSError.notFound("\(path) does not exist") }
             return try info(row, path: path, state)
         }
     }
 
-    func list(_ path: DFSPath) throws -> ListResponse {
-        try state.withLock { state in
+    /// One page of a directory's entries (the entry itself for a file): up to `limit` names after `after`.
+    func list(_ path: DFSPath, after: String? = nil, limit: Int = ListResponse.defaultLimit) throws -> ListResponse {
+        try withState { state in
             guard let row = try state.meta.entry(at: path) else { throw DFSError.notFound("\(path) does not exist") }
             guard row.isDir else {
                 return ListResponse(path: path.description, entries: [try info(row, path: path, state)])
             }
             let prefix = path.isRoot ? "/" : path.description + "/"
-            let entries = try state.meta.children(of: row.id).map { child in
+            // One more than asked for tells whether another page follows.
+            var rows = try state.meta.children(of: row.id, after: after, limit: limit + 1)
+            let more = rows.count > limit
+            if more { rows.removeLast() }
+            let entries = try rows.map { child in
                 try info(child, path: prefix + child.name, name: child.name, state, listing: true)
             }
-            return ListResponse(path: path.description, entries: entries)
+            return ListResponse(path: path.description, entries: entries, next: more ? entries.last?.name : nil)
         }
     }
 
     func mkdir(_ path: DFSPath, parents: Bool) throws -> EntryInfo {
-        try state.withLock { state in
+        try withState { state in
             let row = try state.meta.mkdir(path, parents: parents, nowMs: Clock.wallMs())
             return try info(row, path: path, state)
         }
     }
 
     func remove(_ path: DFSPath, recursive: Bool) throws -> Int64 {
-        try state.withLock { state in
+        try withState { state in
             let removed = try state.meta.remove(path, recursive: recursive).removed
             state.stored = try state.meta.storedLoad()
             return removed
@@ -150,7 +184,7 @@ public final class Directory: Sendable {
     }
 
     func move(from: DFSPath, to: DFSPath) throws -> EntryInfo {
-        try state.withLock { state in
+        try withState { state in
             let (row, destination) = try state.meta.move(from: from, to: to, nowMs: Clock.wallMs())
             return try info(row, path: destination, state)
         }
@@ -185,23 +219,20 @@ public final class Directory: Sendable {
         -> WriteTicket
     {
         try locks.checkWrite(path: path.description, token: lockToken)
-        return try state.withLock { state in
+        return try withState { state in
             let now = Clock.monotonicMs()
-            let began = try state.meta.beginWrite(
-                path, clientId: request.clientId, sizeHint: sizeHint, fence: lockToken, nowMs: Clock.wallMs()
-            ) {
-                let loads = state.servers.keys.map { id in
-                    ServerLoad(
-                        id: id, storedBytes: state.stored[id]?.bytes ?? 0, inflightBytes: state.inflight[id] ?? 0,
-                        files: state.stored[id]?.files ?? 0,
-                        isLive: liveness(state.lastHeartbeatMs[id] ?? 0, now) == .live)
-                }
-                let chosen = Placement.choose(from: loads, count: config.replicas)
-                guard !chosen.isEmpty else {
-                    throw DFSError(503, .noFileServers, "no live file server can take new files")
-                }
-                return chosen
+            let (fileId, base) = try state.meta.prepareWrite(path)
+            let loads = state.servers.keys.map { id in
+                ServerLoad(
+                    id: id, storedBytes: state.stored[id]?.bytes ?? 0, inflightBytes: state.inflight[id] ?? 0,
+                    files: state.stored[id]?.files ?? 0, isLive: liveness(state.lastHeartbeatMs[id] ?? 0, now) == .live)
             }
+            let chosen = Placement.choose(from: loads, count: config.replicas)
+            guard !chosen.isEmpty else { throw DFSError(503, .noFileServers, "no live file server can take new files") }
+            let began = (fileId: fileId, version: try state.meta.allocateId(), base: base, targets: chosen)
+            state.openWrites[began.version] = OpenWrite(
+                fileId: fileId, path: path.description, fence: lockToken, sizeHint: sizeHint, targets: chosen,
+                createdMs: Clock.wallMs())
             for id in began.targets { state.inflight[id, default: 0] += sizeHint }
             let signer = secret.tickets
             let expiry = Clock.wallMs() + config.ticketTTLMs
@@ -228,8 +259,8 @@ public final class Directory: Sendable {
         guard request.size <= config.server.maxFileBytes else {
             throw DFSError.tooLarge("files may be at most \(config.server.maxFileBytes) bytes (max_file_bytes)")
         }
-        let (entry, fence) = try state.withLock { state -> (EntryInfo, Int64?) in
-            guard let write = try state.meta.openWrite(version: request.version), write.fileId == request.fileId,
+        let (entry, fence) = try withState { state -> (EntryInfo, Int64?) in
+            guard let write = state.openWrites[request.version], write.fileId == request.fileId,
                 write.path == path.description
             else {
                 throw DFSError.notFound(
@@ -256,6 +287,7 @@ public final class Directory: Sendable {
                 path, fileId: request.fileId, version: request.version, size: request.size,
                 sha256: request.sha256.lowercased(), baseVersion: request.baseVersion, servers: confirmed,
                 nowMs: Clock.wallMs())
+            state.openWrites[request.version] = nil
             for id in write.targets { state.inflight[id] = max(0, (state.inflight[id] ?? 0) - write.sizeHint) }
             for id in confirmed {
                 state.stored[id, default: (0, 0)].files += 1
@@ -277,7 +309,7 @@ public final class Directory: Sendable {
 
     /// Blob deletions to carry out, with the URL and signed ticket for each.
     func pendingDeletions(limit: Int) throws -> [(BlobRef, url: String, ticket: String)] {
-        try state.withLock { state in
+        try withState { state in
             let signer = secret.tickets
             let expiry = Clock.wallMs() + config.ticketTTLMs
             return try state.meta.pendingDeletions(limit: limit).compactMap { blob in
@@ -288,13 +320,17 @@ public final class Directory: Sendable {
     }
 
     func deletionDone(_ blob: BlobRef) throws {
-        try state.withLock { try $0.meta.deletionDone(blob) }
+        try withState { try $0.meta.deletionDone(blob) }
     }
 
     /// Forgets uploads that were never committed within `abandoned_write_ms`.
     func expireAbandonedWrites() throws {
-        try state.withLock { state in
-            for write in try state.meta.expireWrites(before: Clock.wallMs() - config.abandonedWriteMs) {
+        try withState { state in
+            let cutoff = Clock.wallMs() - config.abandonedWriteMs
+            for (version, write) in state.openWrites where write.createdMs < cutoff {
+                state.openWrites[version] = nil
+                try state.meta.queueDeletions(
+                    write.targets.map { BlobRef(fileId: write.fileId, version: version, serverId: $0) })
                 for id in write.targets { state.inflight[id] = max(0, (state.inflight[id] ?? 0) - write.sizeHint) }
             }
         }

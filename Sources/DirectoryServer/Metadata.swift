@@ -50,16 +50,75 @@ struct FileServerRow {
     var capacityBytes: Int64
 }
 
-/// The durable metadata: namespace, file servers, clients, open writes and pending blob deletions.
+/// The durable metadata: namespace, file servers, clients, the id sequence and pending blob deletions. (Open
+/// writes live in `Directory`'s memory: an upload is only worth a disk write once it is committed.)
 ///
-/// Not thread-safe: `Directory` serialises all access. Every method that changes several rows does so in one
-/// transaction, so a `kill -9` leaves either all or none of an operation.
+/// Not thread-safe: `Directory` serialises all access (and waits for `durability` before answering a change).
+/// Every method that changes several rows does so in one transaction, so a `kill -9` leaves either all or none of
+/// an operation.
 final class Metadata {
     private let db: Database
+    /// Makes commits durable (group commit): see `Schema`.
+    let durability: GroupFlush
+
+    /// The next id to hand out, and the first one not yet reserved on disk.
+    private var nextId: Int64
+    private var reservedId: Int64
+    /// Ids are reserved on disk this many at a time.
+    static let idBlock: Int64 = 4096
 
     init(path: String) throws {
         db = try Schema.open(path: path)
+        reservedId = try db.query("SELECT value FROM meta WHERE key = 'id_reserved'").first?.int(0) ?? 1
+        nextId = reservedId
+        guard let wal = db.walPath else { throw DFSError(500, .internal, "the metadata database is not in WAL mode") }
+        durability = GroupFlush(path: wal, dataOnly: true)
+        try upgradePersistedWrites()
     }
+
+    // MARK: Ids
+
+    /// A new file id or version: one sequence for both, handed out from memory and reserved on disk a block at a
+    /// time, so a restart continues above the last reservation. No id is ever handed out twice, and versions only
+    /// grow (a commit of an older version than the current one is refused).
+    func allocateId() throws -> Int64 {
+        if nextId >= reservedId {
+            try db.run(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('id_reserved', ?)", [.integer(nextId + Self.idBlock)])
+            reservedId = nextId + Self.idBlock
+        }
+        defer { nextId += 1 }
+        return nextId
+    }
+
+    /// A database from before open writes moved to memory kept them in tables `writes` and `write_targets`, and
+    /// took ids from SQLite sequences: continue above every id it used, and queue the blobs of its uncommitted
+    /// uploads for deletion (they can no longer be committed).
+    private func upgradePersistedWrites() throws {
+        let tables = Set(try db.query("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0.text(0) })
+        guard tables.contains("writes") || tables.contains("file_ids") else { return }
+        try db.transaction {
+            var highest = try db.query(
+                "SELECT COALESCE(MAX(seq), 0) FROM sqlite_sequence WHERE name IN ('writes', 'file_ids')"
+            ).first?.int(0) ?? 0
+            highest = max(
+                highest,
+                try db.query("SELECT COALESCE(MAX(MAX(file_id, version)), 0) FROM entries WHERE file_id IS NOT NULL")
+                    .first?.int(0) ?? 0)
+            if tables.contains("writes"), tables.contains("write_targets") {
+                let stale = try db.query(
+                    "SELECT w.file_id, w.version, t.server_id FROM writes w JOIN write_targets t ON t.version = w.version")
+                try queueDeletions(
+                    stale.map { BlobRef(fileId: $0.int(0) ?? 0, version: $0.int(1) ?? 0, serverId: $0.int(2) ?? 0) })
+            }
+            try db.execute("DROP TABLE IF EXISTS writes; DROP TABLE IF EXISTS write_targets; DROP TABLE IF EXISTS file_ids")
+            nextId = max(nextId, highest + 1)
+            reservedId = nextId
+        }
+    }
+
+    /// Rows changed since this connection opened (a change between two readings must be made durable).
+    var totalChanges: Int64 { db.totalChanges }
 
     /// Counts directory starts; lock tokens of this run start above `epoch << 32`, so they exceed every earlier one.
     func nextEpoch() throws -> Int64 {
@@ -137,9 +196,12 @@ final class Metadata {
         ).first.map(EntryRow.init)
     }
 
-    func children(of parent: Int64) throws -> [EntryRow] {
-        try db.query("SELECT \(EntryRow.columns) FROM entries WHERE parent = ? ORDER BY name", [.integer(parent)])
-            .map(EntryRow.init)
+    /// Up to `limit` children, in name order, after the name `after` (from the first when nil).
+    func children(of parent: Int64, after: String? = nil, limit: Int = Int(Int32.max)) throws -> [EntryRow] {
+        try db.query(
+            "SELECT \(EntryRow.columns) FROM entries WHERE parent = ? AND name > ? ORDER BY name LIMIT ?",
+            [.integer(parent), .text(after ?? ""), .integer(Int64(limit))]
+        ).map(EntryRow.init)
     }
 
     func replicas(fileId: Int64, version: Int64) throws -> [Int64] {
@@ -249,58 +311,13 @@ final class Metadata {
 
     // MARK: Writes
 
-    /// Records an upload about to happen: a new version of `path` (a new file id when the path is new).
-    func beginWrite(
-        _ path: DFSPath, clientId: Int64?, sizeHint: Int64, fence: Int64?, nowMs: Int64,
-        chooseTargets: () throws -> [Int64]
-    ) throws -> (fileId: Int64, version: Int64, base: Int64?, targets: [Int64]) {
-        try db.transaction {
-            _ = try parentDirectory(of: path)
-            let existing = try entry(at: path)
-            if let existing, existing.isDir { throw DFSError.isADirectory("\(path) is a directory") }
-            let fileId: Int64
-            if let id = existing?.fileId {
-                fileId = id
-            } else {
-                try db.run("INSERT INTO file_ids(created_ms) VALUES (?)", [.integer(nowMs)])
-                fileId = db.lastInsertRowID
-            }
-            let targets = try chooseTargets()
-            try db.run(
-                "INSERT INTO writes(file_id, path, client_id, fence, size_hint, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
-                [.integer(fileId), .text(path.description), clientId.map(SQLValue.integer) ?? .null,
-                 fence.map(SQLValue.integer) ?? .null, .integer(sizeHint), .integer(nowMs)])
-            let version = db.lastInsertRowID
-            for server in targets {
-                try db.run(
-                    "INSERT INTO write_targets(version, server_id) VALUES (?, ?)", [.integer(version), .integer(server)])
-            }
-            return (fileId, version, existing?.version, targets)
-        }
-    }
-
-    /// An upload that was begun and not yet committed.
-    struct OpenWrite {
-        var fileId: Int64
-        var path: String
-        var fence: Int64?
-        var sizeHint: Int64
-        var targets: [Int64]
-    }
-
-    /// The open write with this version, if any.
-    func openWrite(version: Int64) throws -> OpenWrite? {
-        guard
-            let row = try db.query(
-                "SELECT file_id, path, fence, size_hint FROM writes WHERE version = ?", [.integer(version)]
-            ).first
-        else { return nil }
-        let targets = try db.query(
-            "SELECT server_id FROM write_targets WHERE version = ? ORDER BY server_id", [.integer(version)]
-        ).compactMap { $0.int(0) }
-        return OpenWrite(
-            fileId: row.int(0) ?? 0, path: row.text(1) ?? "", fence: row.int(2), sizeHint: row.int(3) ?? 0,
-            targets: targets)
+    /// Checks that `path` can take a new version, and gives the file id it will have (a new one for a new path)
+    /// and its current version, if any.
+    func prepareWrite(_ path: DFSPath) throws -> (fileId: Int64, base: Int64?) {
+        _ = try parentDirectory(of: path)
+        let existing = try entry(at: path)
+        if let existing, existing.isDir { throw DFSError.isADirectory("\(path) is a directory") }
+        return (try existing?.fileId ?? allocateId(), existing?.version)
     }
 
     /// Makes an uploaded version current. Returns the new row and the replaced version's blobs (now queued).
@@ -347,29 +364,8 @@ final class Metadata {
                     "INSERT INTO replicas(file_id, version, server_id) VALUES (?, ?, ?)",
                     [.integer(fileId), .integer(version), .integer(server)])
             }
-            try db.run("DELETE FROM write_targets WHERE version = ?", [.integer(version)])
-            try db.run("DELETE FROM writes WHERE version = ?", [.integer(version)])
             try queueDeletions(replaced)
             return (try entry(at: path)!, replaced, existing?.size ?? 0)
-        }
-    }
-
-    /// Writes opened before `cutoffMs` and never committed: forgets them and queues their blobs for deletion.
-    func expireWrites(before cutoffMs: Int64) throws -> [(version: Int64, sizeHint: Int64, targets: [Int64])] {
-        try db.transaction {
-            let rows = try db.query(
-                "SELECT version, file_id, size_hint FROM writes WHERE created_ms < ?", [.integer(cutoffMs)])
-            var expired: [(version: Int64, sizeHint: Int64, targets: [Int64])] = []
-            for row in rows {
-                let version = row.int(0) ?? 0
-                let fileId = row.int(1) ?? 0
-                let targets = try openWrite(version: version)?.targets ?? []
-                try queueDeletions(targets.map { BlobRef(fileId: fileId, version: version, serverId: $0) })
-                try db.run("DELETE FROM write_targets WHERE version = ?", [.integer(version)])
-                try db.run("DELETE FROM writes WHERE version = ?", [.integer(version)])
-                expired.append((version, row.int(2) ?? 0, targets))
-            }
-            return expired
         }
     }
 
@@ -446,13 +442,6 @@ final class Metadata {
         ).first?.text(0)
     }
 
-    /// Versions still being uploaded (not orphans yet).
-    func openWriteKeys() throws -> Set<BlobKey> {
-        Set(try db.query("SELECT file_id, version FROM writes").map {
-            BlobKey(fileId: $0.int(0) ?? 0, version: $0.int(1) ?? 0)
-        })
-    }
-
     /// Queues one blob for deletion.
     func queueDeletion(_ blob: BlobRef) throws {
         try queueDeletions([blob])
@@ -460,7 +449,7 @@ final class Metadata {
 
     // MARK: Blob deletions
 
-    private func queueDeletions(_ blobs: [BlobRef]) throws {
+    func queueDeletions(_ blobs: [BlobRef]) throws {
         for blob in blobs {
             try db.run(
                 "INSERT OR IGNORE INTO deletions(file_id, version, server_id) VALUES (?, ?, ?)",

@@ -1,5 +1,6 @@
 import DFSCore
 import DFSProtocol
+import Foundation
 import Logging
 import MicroHTTPD
 import ServerKit
@@ -32,7 +33,16 @@ enum DirectoryRoutes {
                 entry.writeLockedBy = directory.locks.writer(of: target.description)?.clientId
                 return .json(entry)
             },
-            .simple("GET", "/ls") { request, _ in .json(try directory.list(try path(query: request))) },
+            .simple("GET", "/ls") { request, _ in
+                let limit = try integer(request, "limit", default: ListResponse.defaultLimit, 1...ListResponse.maxLimit)
+                let page = try directory.list(try path(query: request), after: request.query["after"], limit: limit)
+                var headers = [HTTPHeader("Content-Type", "application/json")]
+                if let next = page.next {
+                    // Also in a header, so a client can ask for the next page before it has parsed this one.
+                    headers.append(HTTPHeader("X-DFS-Next", next.addingPercentEncoding(withAllowedCharacters: headerSafe) ?? ""))
+                }
+                return Response(status: 200, headers: headers, body: .data(page.encodedJSON()))
+            },
             .json("POST", "/mkdir", MkdirRequest.self) { request, _, body in
                 _ = try client(request, directory)
                 return .json(try directory.mkdir(try path(body.path), parents: body.parents ?? false), status: 201)
@@ -119,6 +129,20 @@ enum DirectoryRoutes {
         } catch {
             throw DFSError.invalidPath(error.message)
         }
+    }
+
+    /// What a header value may carry unescaped (ASCII only).
+    static let headerSafe = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+    /// An optional integer query parameter within `range`.
+    static func integer(_ request: Request, _ name: String, default fallback: Int, _ range: ClosedRange<Int>) throws
+        -> Int
+    {
+        guard let text = request.query[name] else { return fallback }
+        guard let value = Int(text), range.contains(value) else {
+            throw DFSError.badRequest("query parameter '\(name)' must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
     }
 
     static func path(query request: Request) throws -> DFSPath {

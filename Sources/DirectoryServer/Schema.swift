@@ -1,10 +1,13 @@
 import SQLite
 
 /// The directory's SQLite schema. Entry 1 is the root directory.
+///
+/// WAL with `synchronous = NORMAL`: a commit is written to the WAL but not flushed; `Metadata.durability` flushes
+/// it, shared by every commit of the moment (group commit), before the directory answers.
 enum Schema {
     static let statements = """
         PRAGMA journal_mode = WAL;
-        PRAGMA synchronous = FULL;
+        PRAGMA synchronous = NORMAL;
         CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS clients(
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -25,24 +28,11 @@ enum Schema {
             size INTEGER,
             sha256 TEXT,
             UNIQUE(parent, name));
-        CREATE TABLE IF NOT EXISTS file_ids(id INTEGER PRIMARY KEY AUTOINCREMENT, created_ms INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS replicas(
             file_id INTEGER NOT NULL,
             version INTEGER NOT NULL,
             server_id INTEGER NOT NULL,
             PRIMARY KEY(file_id, version, server_id));
-        CREATE TABLE IF NOT EXISTS writes(
-            version INTEGER PRIMARY KEY AUTOINCREMENT,
-            file_id INTEGER NOT NULL,
-            path TEXT NOT NULL,
-            client_id INTEGER,
-            fence INTEGER,
-            size_hint INTEGER NOT NULL,
-            created_ms INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS write_targets(
-            version INTEGER NOT NULL,
-            server_id INTEGER NOT NULL,
-            PRIMARY KEY(version, server_id));
         CREATE TABLE IF NOT EXISTS deletions(
             file_id INTEGER NOT NULL,
             version INTEGER NOT NULL,

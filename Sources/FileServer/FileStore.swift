@@ -20,20 +20,43 @@ public final class FileStore: Sendable {
     private let blobs: String
     private let tmp: String
     private let quarantine: String
-    private let index: Mutex<[BlobName: BlobInfo]>
+    private let index: Mutex<Index>
     private let sequence = Mutex<UInt64>(0)
+    /// Flushes `blobs/` after renames into it, one fsync shared by the uploads finishing together.
+    private let blobsFlush: GroupFlush
+
+    /// The blobs by name, with their totals kept beside them (asked on every upload chunk, so never recounted).
+    private struct Index {
+        private(set) var blobs: [BlobName: BlobInfo] = [:]
+        private(set) var bytes: Int64 = 0
+
+        subscript(name: BlobName) -> BlobInfo? {
+            get { blobs[name] }
+            set {
+                bytes += (newValue?.size ?? 0) - (blobs[name]?.size ?? 0)
+                blobs[name] = newValue
+            }
+        }
+
+        mutating func removeValue(forKey name: BlobName) -> BlobInfo? {
+            let old = blobs.removeValue(forKey: name)
+            bytes -= old?.size ?? 0
+            return old
+        }
+    }
 
     public init(dataDir: String) throws {
         root = dataDir
         blobs = dataDir + "/blobs"
         tmp = dataDir + "/tmp"
         quarantine = dataDir + "/corrupt"
+        blobsFlush = GroupFlush(path: blobs, dataOnly: false)
         let fm = FileManager.default
         try fm.createDirectory(atPath: blobs, withIntermediateDirectories: true)
         // Leftovers of uploads cut short by a crash are never blobs: drop them.
         try? fm.removeItem(atPath: tmp)
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
-        var index: [BlobName: BlobInfo] = [:]
+        var index = Index()
         for file in try fm.contentsOfDirectory(atPath: blobs) {
             guard let (name, sha256) = BlobName.parse(file: file) else { continue }
             let size = (try? fm.attributesOfItem(atPath: blobs + "/" + file)[.size] as? Int64) ?? 0
@@ -44,12 +67,12 @@ public final class FileStore: Sendable {
 
     /// Files and bytes stored.
     public var usage: (files: Int64, bytes: Int64) {
-        index.withLock { index in (Int64(index.count), index.values.reduce(0) { $0 + $1.size }) }
+        index.withLock { index in (Int64(index.blobs.count), index.bytes) }
     }
 
     /// Every stored blob with its checksum and size, ordered by file id and version.
     func inventory() -> [(BlobName, BlobInfo)] {
-        index.withLock { index in index.map { ($0.key, $0.value) } }.sorted { $0.0 < $1.0 }
+        index.withLock { index in index.blobs.map { ($0.key, $0.value) } }.sorted { $0.0 < $1.0 }
     }
 
     func info(_ name: BlobName) -> BlobInfo? { index.withLock { $0[name] } }
@@ -63,10 +86,11 @@ public final class FileStore: Sendable {
             return value
         }
         let tempPath = tmp + "/\(name).\(getpid()).\(id)"
-        guard FileManager.default.createFile(atPath: tempPath, contents: nil),
-            let handle = FileHandle(forWritingAtPath: tempPath)
-        else { throw DFSError(507, .internal, "cannot create a temp file") }
-        return Upload(store: self, name: name, tempPath: tempPath, handle: handle)
+        // Plain open(2): FileManager.createFile writes atomically (a temp file of its own, then a rename), which
+        // was 39% of a file server's CPU under 4 KiB creates.
+        let fd = Glibc.open(tempPath, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw DFSError(507, .internal, "cannot create a temp file") }
+        return Upload(store: self, name: name, tempPath: tempPath, handle: FileHandle(fileDescriptor: fd, closeOnDealloc: true))
     }
 
     /// Moves a finished (fsynced) upload into place under its checksum; refuses to replace an existing blob.
@@ -87,7 +111,11 @@ public final class FileStore: Sendable {
             index.withLock { $0[upload.name] = nil }
             throw DFSError(500, .internal, "cannot store the blob")
         }
-        syncDirectory(blobs)
+        do {
+            try blobsFlush.waitDurable(blobsFlush.changed())
+        } catch {
+            throw DFSError(500, .internal, "cannot make the blob durable: \(error)")
+        }
     }
 
     /// Opens a blob for reading: its descriptor, size and checksum, or nil when absent.
@@ -107,7 +135,7 @@ public final class FileStore: Sendable {
     func delete(_ name: BlobName) -> Bool {
         guard let info = index.withLock({ $0.removeValue(forKey: name) }) else { return false }
         unlink(path(name, info))
-        syncDirectory(blobs)
+        try? blobsFlush.waitDurable(blobsFlush.changed())
         return true
     }
 
@@ -132,14 +160,7 @@ public final class FileStore: Sendable {
         try? FileManager.default.createDirectory(atPath: quarantine, withIntermediateDirectories: true)
         let file = name.fileName(sha256: info.sha256)
         if rename(blobs + "/" + file, quarantine + "/" + file) != 0 { unlink(blobs + "/" + file) }
-        syncDirectory(blobs)
-    }
-
-    private func syncDirectory(_ path: String) {
-        let fd = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { return }
-        fsync(fd)
-        close(fd)
+        try? blobsFlush.waitDurable(blobsFlush.changed())
     }
 }
 

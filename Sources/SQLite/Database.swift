@@ -89,6 +89,19 @@ public final class Database {  // not thread-safe: the owner serialises access
     /// - SeeAlso: https://www.sqlite.org/c3ref/changes.html
     public var changes: Int { Int(sqlite3_changes64(handle)) }
 
+    /// The `-wal` file of the main database (it exists once a WAL database has been read or written).
+    /// - SeeAlso: https://www.sqlite.org/c3ref/filename_database.html
+    public var walPath: String? {
+        guard let name = sqlite3_db_filename(handle, "main"), let wal = sqlite3_filename_wal(name) else { return nil }
+        let path = String(cString: wal)
+        return path.isEmpty ? nil : path
+    }
+
+    /// Rows changed by every INSERT, UPDATE or DELETE since the connection opened: compare two readings to learn
+    /// whether some code in between wrote.
+    /// - SeeAlso: https://www.sqlite.org/c3ref/total_changes.html
+    public var totalChanges: Int64 { sqlite3_total_changes64(handle) }
+
     /// Prepares (or reuses) `sql`, binds `args`, runs `body`, and always leaves the statement reset.
     private func withStatement(_ sql: String, _ args: [SQLValue], _ body: (Statement) throws -> Void) throws {
         let statement = try prepared(sql)

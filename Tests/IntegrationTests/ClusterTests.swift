@@ -57,6 +57,39 @@ import Testing
         #expect(try dfs.list("/").map(\.name) == ["docs"])
     }
 
+    @Test func listingsComeInPagesWithACursor() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        // More than one default page (1000), with names that need escaping in a header and in JSON.
+        let names = (0..<1203).map { String(format: "d%04d", $0) } + ["é space", "q\"uote", "z%2F"]
+        try dfs.mkdir("/many")
+        for name in names { try dfs.mkdir("/many/" + name) }
+        let listed = try dfs.list("/many")
+        #expect(listed.map(\.name) == names.sorted())
+        #expect(listed.allSatisfy { $0.path == "/many/" + $0.name && $0.type == "dir" })
+        var pages: [Int] = []
+        try dfs.list("/many") { pages.append($0.count) }
+        #expect(pages == [1000, names.count - 1000])
+
+        let http = HTTPClient()
+        let url = cluster.directory.url + "/ls?path=/many&limit=2"
+        let first = try http.send(method: "GET", url: url)
+        let page = try WireJSON.decode(ListResponse.self, from: first.body)
+        #expect(page.entries.map(\.name) == ["d0000", "d0001"] && page.next == "d0001")
+        #expect(first.headers["x-dfs-next"] == "d0001")
+        let last = try WireJSON.decode(ListResponse.self, from: try http.send(method: "GET", url: url + "&after=z%252F").body)
+        #expect(last.entries.map(\.name) == ["é space"] && last.next == nil)
+        let tail = try http.send(method: "GET", url: cluster.directory.url + "/ls?path=/many&after=q%22uote")
+        // Names sort by their bytes (SQLite's binary collation): "é…" after "z…".
+        #expect(try WireJSON.decode(ListResponse.self, from: tail.body).entries.map(\.name) == ["z%2F", "é space"])
+        #expect(tail.headers["x-dfs-next"] == nil, "the last page has no cursor")
+        for bad in ["0", "10001", "x", "-1"] {
+            let refused = try http.send(method: "GET", url: cluster.directory.url + "/ls?path=/many&limit=" + bad)
+            #expect(refused.status == 400, "limit=\(bad)")
+        }
+    }
+
     @Test func writesVersionAndReadsStream() throws {
         let cluster = try TestCluster(fileServers: 1)
         defer { cluster.shutdown() }

@@ -157,8 +157,8 @@ enum Workloads {
         return ["files": files, "clients": threads, "size": size, "seconds": seconds, "per_s": Double(files) / seconds]
     }
 
-    /// `ls` of a big directory: the library's `list` (request, transfer, JSON decoding), and the raw HTTP exchange
-    /// alone, `rounds` times each, in milliseconds.
+    /// `ls` of a big directory: the library's `list` (every page: requests, transfers, JSON decoding), and the raw
+    /// HTTP exchanges alone (the pages one after the other), `rounds` times each, in milliseconds.
     static func list(directory: String, path: String, rounds: Int) throws -> [String: Any] {
         let home = FileManager.default.temporaryDirectory.appendingPathComponent("dfs-bench-ls-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: home) }
@@ -175,10 +175,18 @@ enum Workloads {
             entries = try client.list(path).count
             library.append(now() - start)
             start = now()
-            let response = try http.send(method: "GET", url: "\(directory)/ls?path=\(escaped)")
+            // The raw exchange: every page, one after the other, following the X-DFS-Next cursor.
+            var cursor: String? = ""
+            bytes = 0
+            while let after = cursor {
+                let encoded = after.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? after
+                let query = after.isEmpty ? "" : "&after=" + encoded
+                let response = try http.send(method: "GET", url: "\(directory)/ls?path=\(escaped)\(query)")
+                guard response.status == 200 else { throw BenchError("GET /ls: HTTP \(response.status)") }
+                bytes += response.body.count
+                cursor = response.headers["x-dfs-next"].flatMap { $0.removingPercentEncoding }
+            }
             raw.append(now() - start)
-            guard response.status == 200 else { throw BenchError("GET /ls: HTTP \(response.status)") }
-            bytes = response.body.count
         }
         return ["entries": entries, "response_bytes": bytes, "library_ms": library, "http_ms": raw]
     }

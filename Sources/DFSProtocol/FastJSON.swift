@@ -1,0 +1,120 @@
+import Foundation
+
+/// A JSON writer for the one answer that can be large and hot, a listing page: the same document `WireJSON.encode`
+/// would produce (nil fields left out, `/` unescaped; members may come in another order), built straight into a
+/// byte buffer.
+/// Measured on a 10,000-entry page: Foundation's JSONEncoder took most of the 43 ms the directory spent answering.
+struct JSONWriter {
+    private(set) var bytes: [UInt8] = []
+
+    init(capacity: Int) { bytes.reserveCapacity(capacity) }
+
+    mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func string(_ value: String) {
+        bytes.append(0x22)
+        for byte in value.utf8 {
+            switch byte {
+            case 0x22: raw("\\\"")
+            case 0x5C: raw("\\\\")
+            case 0x0A: raw("\\n")
+            case 0x0D: raw("\\r")
+            case 0x09: raw("\\t")
+            case 0x08: raw("\\b")
+            case 0x0C: raw("\\f")
+            case 0..<0x20:
+                raw("\\u00")
+                bytes.append(Self.hex[Int(byte >> 4)])
+                bytes.append(Self.hex[Int(byte & 0xF)])
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(0x22)
+    }
+
+    mutating func number(_ value: Int64) { bytes.append(contentsOf: String(value).utf8) }
+
+    /// `,"key":` (or without the comma for the first member).
+    mutating func key(_ key: StaticString, first: Bool = false) {
+        if !first { bytes.append(0x2C) }
+        bytes.append(0x22)
+        raw(key)
+        raw("\":")
+    }
+
+    private static let hex = Array("0123456789abcdef".utf8)
+}
+
+extension ListResponse {
+    /// The wire JSON of this page (see `JSONWriter`).
+    public func encodedJSON() -> Data {
+        var out = JSONWriter(capacity: 256 + entries.count * 160)
+        out.raw("{")
+        out.key("path", first: true)
+        out.string(path)
+        out.key("entries")
+        out.raw("[")
+        for (index, entry) in entries.enumerated() {
+            if index > 0 { out.raw(",") }
+            entry.write(to: &out)
+        }
+        out.raw("]")
+        if let next {
+            out.key("next")
+            out.string(next)
+        }
+        out.raw("}")
+        return Data(out.bytes)
+    }
+}
+
+extension EntryInfo {
+    fileprivate func write(to out: inout JSONWriter) {
+        out.raw("{")
+        out.key("path", first: true)
+        out.string(path)
+        out.key("name")
+        out.string(name)
+        out.key("type")
+        out.string(type)
+        out.key("mtime_ms")
+        out.number(mtimeMs)
+        if let fileId {
+            out.key("file_id")
+            out.number(fileId)
+        }
+        if let version {
+            out.key("version")
+            out.number(version)
+        }
+        if let size {
+            out.key("size")
+            out.number(size)
+        }
+        if let sha256 {
+            out.key("sha256")
+            out.string(sha256)
+        }
+        if let replicas {
+            out.key("replicas")
+            out.raw("[")
+            for (index, replica) in replicas.enumerated() {
+                if index > 0 { out.raw(",") }
+                out.raw("{")
+                out.key("file_server_id", first: true)
+                out.number(replica.fileServerId)
+                out.key("url")
+                out.string(replica.url)
+                out.raw("}")
+            }
+            out.raw("]")
+        }
+        if let writeLockedBy {
+            out.key("write_locked_by")
+            out.number(writeLockedBy)
+        }
+        out.raw("}")
+    }
+}
