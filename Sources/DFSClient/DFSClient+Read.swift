@@ -118,22 +118,25 @@ extension DFSClient {
         -> Bool
     {
         guard let cache, !entry.isDirectory, let fileId = entry.fileId, let version = entry.version,
-            let sha256 = entry.sha256, let handle = cache.open(fileId: fileId, version: version, sha256: sha256)
+            let sha256 = entry.sha256,
+            let hit = cache.lookup(fileId: fileId, version: version, sha256: sha256, range: range)
         else { return false }
-        defer { try? handle.close() }
-        var remaining = Int64.max
-        if let range {
-            try handle.seek(toOffset: UInt64(max(0, range.lowerBound)))
-            remaining = range.upperBound - range.lowerBound + 1
-        }
-        var served: Int64 = 0
-        while remaining > 0, let chunk = try handle.read(upToCount: Int(min(1 << 20, remaining))), !chunk.isEmpty {
-            try sink(chunk)
-            served += Int64(chunk.count)
-            remaining -= Int64(chunk.count)
-        }
-        cache.record(hit: true, bytes: served)
+        try serve(hit, into: sink)
         return true
+    }
+
+    /// Hands a cache hit's bytes to `sink`.
+    private func serve(_ hit: ClientCache.Hit, into sink: (Data) throws -> Void) throws {
+        switch hit {
+        case .bytes(let data):
+            if !data.isEmpty { try sink(data) }
+        case .file(let handle, var remaining):
+            defer { try? handle.close() }
+            while remaining > 0, let chunk = try handle.read(upToCount: Int(min(1 << 20, remaining))), !chunk.isEmpty {
+                try sink(chunk)
+                remaining -= Int64(chunk.count)
+            }
+        }
     }
 
     /// Whether a file of this size is worth a cache copy: at most a quarter of the cache, so one big transfer
@@ -204,10 +207,8 @@ extension DFSClient {
                     writer = try cache.beginEntry()
                 }
                 try writer?.commit(fileId: fileId, version: version, sha256: sha256)
-                if let handle = cache.open(fileId: fileId, version: version, sha256: sha256) {
-                    defer { try? handle.close() }
-                    while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { try sink(chunk) }
-                    return
+                if let hit = cache.lookup(fileId: fileId, version: version, sha256: sha256, counting: false) {
+                    return try serve(hit, into: sink)
                 }
             }
         }
