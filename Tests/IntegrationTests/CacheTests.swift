@@ -5,10 +5,11 @@ import Testing
 
 /// The client disk cache against real servers: close-to-open consistency, zero-transfer hits, bounds, integrity.
 @Suite(.serialized) struct CacheTests {
-    @Test func secondReadOfAnUnchangedFileTransfersNothing() throws {
+    @Test(arguments: [4096, 200_000])  // inline in the cache index, and a file in it
+    func secondReadOfAnUnchangedFileTransfersNothing(size: Int) throws {
         let cluster = try TestCluster(fileServers: 1)
         defer { cluster.shutdown() }
-        let payload = Data((0..<200_000).map { UInt8($0 % 251) })
+        let payload = Data((0..<size).map { UInt8($0 % 251) })
         try cluster.client(home: cluster.tempPath("writer")).write("/data.bin", data: payload)
         let reader = cluster.client(home: cluster.tempPath("reader"))
         let before = try cluster.bytesServed()
