@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(
             name: "DFSCoreTests", dependencies: ["DFSCore", "DFSProtocol", "ServerKit", "DirectoryServer", "FileServer"]),
         .testTarget(name: "WrapperTests", dependencies: ["MicroHTTPD", "Curl", "SQLite"]),
-        .testTarget(name: "ClientCacheTests", dependencies: ["ClientCache"]),
+        .testTarget(name: "ClientCacheTests", dependencies: ["ClientCache", "SQLite"]),
         .testTarget(name: "IntegrationTests", dependencies: ["DFSClient", "DFSProtocol", "Curl"]),
     ]
 )

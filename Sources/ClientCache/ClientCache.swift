@@ -23,129 +23,168 @@ public struct CacheStats: Codable, Sendable, Equatable {
     }
 }
 
-/// A file's attributes as last seen at the directory (the NFS attribute cache).
-public struct CachedAttributes: Sendable, Equatable {
-    public var fileId: Int64
-    public var version: Int64
-    public var sha256: String
-    public var size: Int64
-    public var fetchedMs: Int64
-}
-
 /// The client's disk cache: whole files keyed by file id and version, with their sha256, bounded by LRU eviction.
 ///
-/// Layout under `directory`: `blobs/<file id>.<version>`, `tmp/` for entries being written, and `index.sqlite3`
-/// (entries, attribute cache, counters). Several processes may share one directory: blobs appear by atomic rename,
-/// and SQLite's file locking serialises index updates. An entry whose bytes changed on disk (checked by size,
-/// mtime and inode, then by sha256) is dropped. Never talks to the network.
+/// Layout under `directory`: `index.sqlite3` (entries, attribute cache, counters), `blobs/<file id>.<version>` and
+/// `tmp/` for entries being written. Entries up to `inlineLimit` bytes live in the index itself, and their sha256 is
+/// checked at every hit (cheap at that size). Bigger ones are files in `blobs/`, trusted while their size, mtime and
+/// inode match what was recorded, else re-hashed. An entry whose bytes no longer match is dropped. Several processes
+/// may share one directory: blobs appear by atomic rename, and SQLite's file locking (WAL) serialises index updates;
+/// each lookup or insert is one transaction. Never talks to the network.
 public final class ClientCache: Sendable {
+    /// Entries up to this size are kept inline in the index instead of as files in `blobs/`.
+    public static let inlineLimit: Int64 = 64 << 10
+
     public let directory: String
     public let maxBytes: Int64
-    private let db: Mutex<Database>
+    /// The index connection; every use is one transaction (or one statement) under the lock.
+    let db: Mutex<Database>
 
+    /// Opens the cache in `directory`, creating it if needed; a cache of an older layout is emptied first.
     public init(directory: String, maxBytes: Int64) throws {
         self.directory = directory
         self.maxBytes = maxBytes
         let fm = FileManager.default
         try fm.createDirectory(atPath: directory + "/blobs", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
-        self.db = Mutex(try Self.openIndex(directory + "/index.sqlite3"))
-    }
-
-    /// Opens (and on first use creates) the index. Processes starting together on a new cache can find it busy
-    /// while another one switches it to WAL; they retry for up to about a second.
-    private static func openIndex(_ path: String) throws -> Database {
-        var attempt = 0
-        while true {
-            do {
-                let db = try Database(path: path)
-                try createSchema(db)
-                return db
-            } catch let error as SQLiteError where error.isBusy && attempt < 50 {
-                attempt += 1
-                usleep(20_000)
-            }
-        }
-    }
-
-    private static func createSchema(_ db: Database) throws {
-        if try db.query("PRAGMA journal_mode").first?.text(0) != "wal" {
-            try db.execute("PRAGMA journal_mode = WAL")
-        }
-        try db.execute(
-            """
-            PRAGMA synchronous = NORMAL;
-            CREATE TABLE IF NOT EXISTS entries(
-                file_id INTEGER NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
-                last_used INTEGER NOT NULL, stat TEXT NOT NULL, PRIMARY KEY(file_id, version));
-            CREATE TABLE IF NOT EXISTS attributes(
-                path TEXT PRIMARY KEY, file_id INTEGER NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL,
-                size INTEGER NOT NULL, fetched_ms INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-            CREATE INDEX IF NOT EXISTS entries_by_use ON entries(last_used);
-            """)
+        self.db = Mutex(try Self.openIndex(directory: directory))
     }
 
     // MARK: Lookup
 
-    /// Opens the cached copy of a file version, verified against its sha256; nil on a miss.
+    /// A cache hit: the requested bytes of a small entry, or an open file for a big one.
+    public enum Hit {
+        /// The bytes (of the range, if one was asked for), verified against the sha256.
+        case bytes(Data)
+        /// The entry's file, positioned at the start of the range, and how many bytes of it to read. The handle stays
+        /// valid even if another process evicts the entry meanwhile; the caller closes it.
+        case file(FileHandle, count: Int64)
+    }
+
+    /// Looks up a file version with the given sha256; nil on a miss.
     ///
-    /// The returned handle stays valid even if another process evicts the entry meanwhile.
-    public func open(fileId: Int64, version: Int64, sha256: String) -> FileHandle? {
-        let recorded = try? db.withLock { db in
-            try db.query(
-                "SELECT sha256, stat FROM entries WHERE file_id = ? AND version = ?", [.integer(fileId), .integer(version)]
-            ).first
-        }
-        guard let row = recorded ?? nil, row.text(0) == sha256 else { return nil }
+    /// A hit marks the entry as used and counts it (as `hits`, and the bytes served as `bytes_saved`) in the same
+    /// transaction as the lookup. Bytes that no longer match their sha256 are dropped and make a miss.
+    /// - Parameters:
+    ///   - range: The bytes wanted (clipped to the entry); nil for all of them.
+    ///   - counting: false to leave the counters alone, e.g. when re-reading an entry just stored after a miss.
+    public func lookup(
+        fileId: Int64, version: Int64, sha256: String, range: ClosedRange<Int64>? = nil, counting: Bool = true
+    ) -> Hit? {
+        let key: [SQLValue] = [.integer(fileId), .integer(version)]
         let path = blobPath(fileId, version)
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            forget(fileId, version)
+        let found = try? db.withLock { db in
+            try db.transaction { () -> Found in
+                guard
+                    let row = try db.query(
+                        "SELECT sha256, size, stat, data FROM entries WHERE file_id = ? AND version = ?", key
+                    ).first, row.text(0) == sha256, let size = row.int(1)
+                else { return .miss }
+                let span = Self.span(of: range, size: size)
+                if let data = row.blob(3) {
+                    guard Int64(data.count) == size, Self.sha256(of: data) == sha256 else {
+                        try db.run("DELETE FROM entries WHERE file_id = ? AND version = ?", key)
+                        return .miss
+                    }
+                    try Self.markUsed(db, key, saved: counting ? span.count : nil)
+                    return .hit(.bytes(data.subdata(in: Int(span.offset)..<Int(span.offset + span.count))))
+                }
+                guard let handle = FileHandle(forReadingAtPath: path) else {
+                    try db.run("DELETE FROM entries WHERE file_id = ? AND version = ?", key)
+                    return .miss
+                }
+                guard Self.statSignature(handle.fileDescriptor) == row.text(2) else {
+                    // Re-hashing a big file is left until the index is unlocked.
+                    return .changed(handle, span)
+                }
+                try Self.markUsed(db, key, saved: counting ? span.count : nil)
+                try handle.seek(toOffset: UInt64(span.offset))
+                return .hit(.file(handle, count: span.count))
+            }
+        }
+        switch found {
+        case .hit(let hit): return hit
+        case .changed(let handle, let span): return revalidated(handle, path, key, sha256, span, counting: counting)
+        case .miss, nil: return nil
+        }
+    }
+
+    /// What the lookup transaction found.
+    private enum Found {
+        case miss
+        case hit(Hit)
+        /// A blob file whose stat signature changed since it was cached.
+        case changed(FileHandle, (offset: Int64, count: Int64))
+    }
+
+    /// A blob file changed on disk since it was cached: trusted only if its bytes still hash right.
+    private func revalidated(
+        _ handle: FileHandle, _ path: String, _ key: [SQLValue], _ sha256: String,
+        _ span: (offset: Int64, count: Int64), counting: Bool
+    ) -> Hit? {
+        guard let actual = try? Self.sha256(of: handle), actual == sha256 else {
+            try? handle.close()
+            try? db.withLock { db in try db.run("DELETE FROM entries WHERE file_id = ? AND version = ?", key) }
+            unlink(path)
             return nil
         }
-        if Self.statSignature(handle.fileDescriptor) != row.text(1) {
-            // Changed on disk since it was cached: trust it only if the bytes still hash right.
-            guard let actual = try? Self.sha256(of: handle), actual == sha256 else {
-                try? handle.close()
-                forget(fileId, version)
-                unlink(path)
-                return nil
-            }
-            try? handle.seek(toOffset: 0)
-            let signature = Self.statSignature(handle.fileDescriptor)
-            try? db.withLock { db in
+        let signature = Self.statSignature(handle.fileDescriptor)
+        // The bytes are verified: serve them even if the index cannot be updated now.
+        try? db.withLock { db in
+            try db.transaction {
                 try db.run(
-                    "UPDATE entries SET stat = ? WHERE file_id = ? AND version = ?",
-                    [.text(signature), .integer(fileId), .integer(version)])
+                    "UPDATE entries SET stat = ? WHERE file_id = ? AND version = ?", [.text(signature)] + key)
+                try Self.markUsed(db, key, saved: counting ? span.count : nil)
             }
         }
-        touch(fileId, version)
-        return handle
+        guard (try? handle.seek(toOffset: UInt64(span.offset))) != nil else {
+            try? handle.close()
+            return nil
+        }
+        return .file(handle, count: span.count)
     }
 
     /// Counts a read served from the cache (`bytes` not transferred) or one that had to fetch.
     public func record(hit: Bool, bytes: Int64 = 0) {
         try? db.withLock { db in
-            try Self.bump(db, hit ? "hits" : "misses", by: 1)
-            if hit { try Self.bump(db, "bytes_saved", by: bytes) }
+            try db.transaction {
+                try Self.bump(db, hit ? "hits" : "misses", by: 1)
+                if hit { try Self.bump(db, "bytes_saved", by: bytes) }
+            }
         }
     }
 
     // MARK: Insertion
 
-    /// Starts a new entry: bytes go to a temp file until `commit`.
+    /// Starts a new entry. Its bytes stay in memory up to `inlineLimit`, then go to a temp file until `commit`.
     public func beginEntry() throws -> CacheEntryWriter {
-        let temp = directory + "/tmp/\(UUID().uuidString)"
-        guard FileManager.default.createFile(atPath: temp, contents: nil),
-            let handle = FileHandle(forWritingAtPath: temp)
-        else { throw CacheError("cannot create \(temp)") }
-        return CacheEntryWriter(cache: self, tempPath: temp, handle: handle)
+        CacheEntryWriter(cache: self)
     }
 
-    /// Moves a finished temp file into place, records it, and evicts what no longer fits.
-    func install(tempPath: String, fileId: Int64, version: Int64, sha256: String, size: Int64) throws {
+    /// Stores a file version whose bytes are in memory, in one transaction, and evicts what no longer fits.
+    ///
+    /// The bytes are not hashed here: the caller has verified them, and inline entries are checked at every hit.
+    /// Entries bigger than `inlineLimit` go through a `CacheEntryWriter` (and are hashed).
+    /// - Parameter countingMiss: also count a miss (the read that fetched these bytes), in the same transaction.
+    public func store(fileId: Int64, version: Int64, sha256: String, data: Data, countingMiss: Bool = false) throws {
+        guard Int64(data.count) <= Self.inlineLimit else {
+            let writer = try beginEntry()
+            try writer.write(data)
+            try writer.commit(fileId: fileId, version: version, sha256: sha256, countingMiss: countingMiss)
+            return
+        }
+        try insert(
+            fileId: fileId, version: version, sha256: sha256, size: Int64(data.count), data: data,
+            countingMiss: countingMiss)
+    }
+
+    /// Moves a finished temp file into place and records it.
+    func install(tempPath: String, fileId: Int64, version: Int64, sha256: String, size: Int64, countingMiss: Bool)
+        throws
+    {
         guard size <= maxBytes else {
             unlink(tempPath)
+            if countingMiss { record(hit: false) }
             return
         }
         let final = blobPath(fileId, version)
@@ -157,117 +196,77 @@ public final class ClientCache: Sendable {
             defer { try? handle.close() }
             return Self.statSignature(handle.fileDescriptor)
         }
+        try insert(
+            fileId: fileId, version: version, sha256: sha256, size: size, data: nil, signature: signature ?? "",
+            countingMiss: countingMiss)
+    }
+
+    /// Records an entry (inline when `data` is given), counts the miss if asked, and evicts the least recently used
+    /// entries beyond `maxBytes`: one transaction.
+    func insert(
+        fileId: Int64, version: Int64, sha256: String, size: Int64, data: Data?, signature: String = "",
+        countingMiss: Bool
+    ) throws {
+        let keep = size <= maxBytes
         let victims = try db.withLock { db in
-            try db.transaction {
+            try db.transaction { () -> [String] in
+                if countingMiss { try Self.bump(db, "misses", by: 1) }
+                guard keep else { return [] }
                 try db.run(
                     """
-                    INSERT OR REPLACE INTO entries(file_id, version, sha256, size, last_used, stat)
-                    VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO entries(file_id, version, sha256, size, last_used, stat, data)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(file_id, version) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
+                        last_used = excluded.last_used, stat = excluded.stat, data = excluded.data
                     """,
                     [.integer(fileId), .integer(version), .text(sha256), .integer(size), .integer(Self.nowUs()),
-                     .text(signature ?? "")])
-                let total = try db.query("SELECT COALESCE(SUM(size), 0) FROM entries").first?.int(0) ?? 0
-                guard total > maxBytes else { return [String]() }
-                // Only the least recently used entries can be victims: look at the oldest few, not the whole index.
-                let oldest = try db.query(
-                    "SELECT file_id, version, size, last_used FROM entries ORDER BY last_used LIMIT 512"
-                ).map {
-                    LRUPolicy.Entry(
-                        key: "\($0.int(0) ?? 0).\($0.int(1) ?? 0)", size: $0.int(2) ?? 0, lastUsed: $0.int(3) ?? 0)
-                }
-                let rest = total - oldest.reduce(0) { $0 + $1.size }
-                let victims = LRUPolicy.victims(
-                    oldest, maxBytes: max(0, maxBytes - rest), keep: ["\(fileId).\(version)"])
-                for key in victims {
-                    let parts = key.split(separator: ".").compactMap { Int64($0) }
-                    try db.run(
-                        "DELETE FROM entries WHERE file_id = ? AND version = ?", [.integer(parts[0]), .integer(parts[1])])
-                }
-                return victims
+                     .text(signature), data.map(SQLValue.blob) ?? .null])
+                return try evict(db, keep: "\(fileId).\(version)")
             }
         }
         for key in victims { unlink(directory + "/blobs/" + key) }
     }
 
-    // MARK: Attribute cache
-
-    /// The attributes of `path` if they were fetched within `maxAgeMs`.
-    public func attributes(of path: String, maxAgeMs: Int64) -> CachedAttributes? {
-        guard maxAgeMs > 0 else { return nil }
-        let row = try? db.withLock { db in
-            try db.query(
-                "SELECT file_id, version, sha256, size, fetched_ms FROM attributes WHERE path = ?", [.text(path)]
-            ).first
+    /// Deletes the least recently used entries until the total fits `maxBytes`; returns the victims that were files.
+    private func evict(_ db: Database, keep: String) throws -> [String] {
+        let total = try Self.counter(db, "bytes")
+        guard total > maxBytes else { return [] }
+        // Only the least recently used entries can be victims: look at the oldest few, not the whole index.
+        var files: Set<String> = []
+        let oldest = try db.query(
+            "SELECT file_id, version, size, last_used, data IS NULL FROM entries ORDER BY last_used LIMIT 512"
+        ).map { row in
+            let key = "\(row.int(0) ?? 0).\(row.int(1) ?? 0)"
+            if row.int(4) == 1 { files.insert(key) }
+            return LRUPolicy.Entry(key: key, size: row.int(2) ?? 0, lastUsed: row.int(3) ?? 0)
         }
-        guard let row = row ?? nil, let fetched = row.int(4), Self.nowMs() - fetched < maxAgeMs else { return nil }
-        return CachedAttributes(
-            fileId: row.int(0) ?? 0, version: row.int(1) ?? 0, sha256: row.text(2) ?? "", size: row.int(3) ?? 0,
-            fetchedMs: fetched)
-    }
-
-    public func storeAttributes(path: String, fileId: Int64, version: Int64, sha256: String, size: Int64) {
-        try? db.withLock { db in
+        let rest = total - oldest.reduce(0) { $0 + $1.size }
+        let victims = LRUPolicy.victims(oldest, maxBytes: max(0, maxBytes - rest), keep: [keep])
+        for key in victims {
+            let parts = key.split(separator: ".").compactMap { Int64($0) }
             try db.run(
-                """
-                INSERT OR REPLACE INTO attributes(path, file_id, version, sha256, size, fetched_ms)
-                VALUES (?, ?, ?, ?, ?, ?)
-                """,
-                [.text(path), .integer(fileId), .integer(version), .text(sha256), .integer(size), .integer(Self.nowMs())])
+                "DELETE FROM entries WHERE file_id = ? AND version = ?", [.integer(parts[0]), .integer(parts[1])])
         }
-    }
-
-    public func forgetAttributes(path: String) {
-        try? db.withLock { db in try db.run("DELETE FROM attributes WHERE path = ?", [.text(path)]) }
-    }
-
-    // MARK: Maintenance
-
-    public func stats() throws -> CacheStats {
-        try db.withLock { db in
-            let totals = try db.query("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM entries").first
-            func counter(_ name: String) throws -> Int64 {
-                try db.query("SELECT value FROM counters WHERE name = ?", [.text(name)]).first?.int(0) ?? 0
-            }
-            return CacheStats(
-                entries: totals?.int(0) ?? 0, bytes: totals?.int(1) ?? 0, maxBytes: maxBytes, hits: try counter("hits"),
-                misses: try counter("misses"), bytesSaved: try counter("bytes_saved"))
-        }
-    }
-
-    /// Drops every entry, the attribute cache and the counters.
-    public func clear() throws {
-        let keys = try db.withLock { db in
-            try db.transaction {
-                let keys = try db.query("SELECT file_id, version FROM entries").map { "\($0.int(0) ?? 0).\($0.int(1) ?? 0)" }
-                try db.execute("DELETE FROM entries; DELETE FROM attributes; DELETE FROM counters;")
-                return keys
-            }
-        }
-        for key in keys { unlink(directory + "/blobs/" + key) }
+        return victims.filter(files.contains)
     }
 
     // MARK: Internals
 
     func blobPath(_ fileId: Int64, _ version: Int64) -> String { directory + "/blobs/\(fileId).\(version)" }
 
-    private func touch(_ fileId: Int64, _ version: Int64) {
-        try? db.withLock { db in
-            try db.run(
-                "UPDATE entries SET last_used = ? WHERE file_id = ? AND version = ?",
-                [.integer(Self.nowUs()), .integer(fileId), .integer(version)])
-        }
+    /// Touches an entry (LRU) and, unless `saved` is nil, counts a hit that saved that many bytes.
+    private static func markUsed(_ db: Database, _ key: [SQLValue], saved: Int64?) throws {
+        try db.run("UPDATE entries SET last_used = ? WHERE file_id = ? AND version = ?", [.integer(nowUs())] + key)
+        guard let saved else { return }
+        try bump(db, "hits", by: 1)
+        try bump(db, "bytes_saved", by: saved)
     }
 
-    private func forget(_ fileId: Int64, _ version: Int64) {
-        try? db.withLock { db in
-            try db.run("DELETE FROM entries WHERE file_id = ? AND version = ?", [.integer(fileId), .integer(version)])
-        }
-    }
-
-    private static func bump(_ db: Database, _ name: String, by amount: Int64) throws {
-        try db.run(
-            "INSERT INTO counters(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
-            [.text(name), .integer(amount)])
+    /// Offset and length of `range` within an entry of `size` bytes (all of it for nil).
+    static func span(of range: ClosedRange<Int64>?, size: Int64) -> (offset: Int64, count: Int64) {
+        guard let range else { return (0, size) }
+        let offset = min(max(0, range.lowerBound), size)
+        return (offset, max(0, min(range.upperBound + 1, size) - offset))
     }
 
     /// Size, modification time and inode: what must stay the same for an entry to be trusted without rehashing.
@@ -283,52 +282,10 @@ public final class ClientCache: Sendable {
         return hex(hasher.finalize())
     }
 
+    static func sha256(of data: Data) -> String { hex(SHA256.hash(data: data)) }
+
     static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
     static func nowUs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
-}
-
-/// A cache entry being written; `commit` publishes it, `abort` throws it away.
-public final class CacheEntryWriter {
-    private let cache: ClientCache
-    private let tempPath: String
-    private let handle: FileHandle
-    private var hasher = SHA256()
-    private var size: Int64 = 0
-    private var done = false
-
-    init(cache: ClientCache, tempPath: String, handle: FileHandle) {
-        self.cache = cache
-        self.tempPath = tempPath
-        self.handle = handle
-    }
-
-    deinit { abort() }
-
-    public func write(_ data: Data) throws {
-        try handle.write(contentsOf: data)
-        hasher.update(data: data)
-        size += Int64(data.count)
-    }
-
-    /// Publishes the entry if its bytes hash to `sha256`; otherwise drops it.
-    public func commit(fileId: Int64, version: Int64, sha256: String) throws {
-        guard !done else { return }
-        done = true
-        try handle.close()
-        let actual = hex(hasher.finalize())
-        guard actual == sha256 else {
-            unlink(tempPath)
-            throw CacheError("cache entry bytes do not match sha256 \(sha256)")
-        }
-        try cache.install(tempPath: tempPath, fileId: fileId, version: version, sha256: sha256, size: size)
-    }
-
-    public func abort() {
-        guard !done else { return }
-        done = true
-        try? handle.close()
-        unlink(tempPath)
-    }
 }
 
 public struct CacheError: Error, CustomStringConvertible {
@@ -336,5 +293,14 @@ public struct CacheError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Lowercase hex of a digest.
-private func hex(_ digest: SHA256.Digest) -> String { digest.map { String(format: "%02x", $0) }.joined() }
+/// Lowercase hex of a digest. (ClientCache depends on no dfs target, so it does not share DFSProtocol's encoder.)
+func hex(_ digest: SHA256.Digest) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(2 * SHA256.byteCount)
+    for byte in digest {
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 0x0F)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}

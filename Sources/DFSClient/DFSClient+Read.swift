@@ -9,7 +9,9 @@ extension DFSClient {
     ///
     /// Close-to-open consistency: the version is revalidated with the directory (one small round trip; none
     /// within `attrCacheMs` of the last check), and an unchanged file is served from the disk cache with no
-    /// bytes from a file server; a changed one is fetched (a second round trip) and kept in the cache.
+    /// bytes from a file server; a changed one is fetched (a second round trip) and kept in the cache. Whole files
+    /// up to `ClientCache.inlineLimit` are fetched into memory and verified before `sink` sees them (one chunk);
+    /// bigger ones and ranges stream in chunks, in constant memory.
     ///
     /// Seed semantics: while another client holds the path's write lock, the read waits for a read lock, so it
     /// never sees a file in the middle of a locked update. Otherwise no lock round trips are needed: versions
@@ -50,8 +52,12 @@ extension DFSClient {
                 return current
             }
             do {
-                cache?.record(hit: false)
-                try download(current, range: range, into: sink, restart: restart)
+                if range == nil, let size = current.size, size <= ClientCache.inlineLimit {
+                    try downloadSmall(current, size: size, into: sink)
+                } else {
+                    cache?.record(hit: false)
+                    try download(current, range: range, into: sink, restart: restart)
+                }
                 rememberAttributes(current)
                 return current
             } catch let error as DFSClientError where error.status == 404 && attempt == 0 {
@@ -66,7 +72,10 @@ extension DFSClient {
     /// Reads a whole (small) file into memory.
     public func read(_ path: String) throws -> Data {
         var data = Data()
-        try read(path) { data.append($0) }
+        try read(path) { chunk in
+            // A small file arrives in one chunk: keep it rather than copy it.
+            if data.isEmpty { data = chunk } else { data.append(chunk) }
+        }
         return data
     }
 
@@ -118,22 +127,25 @@ extension DFSClient {
         -> Bool
     {
         guard let cache, !entry.isDirectory, let fileId = entry.fileId, let version = entry.version,
-            let sha256 = entry.sha256, let handle = cache.open(fileId: fileId, version: version, sha256: sha256)
+            let sha256 = entry.sha256,
+            let hit = cache.lookup(fileId: fileId, version: version, sha256: sha256, range: range)
         else { return false }
-        defer { try? handle.close() }
-        var remaining = Int64.max
-        if let range {
-            try handle.seek(toOffset: UInt64(max(0, range.lowerBound)))
-            remaining = range.upperBound - range.lowerBound + 1
-        }
-        var served: Int64 = 0
-        while remaining > 0, let chunk = try handle.read(upToCount: Int(min(1 << 20, remaining))), !chunk.isEmpty {
-            try sink(chunk)
-            served += Int64(chunk.count)
-            remaining -= Int64(chunk.count)
-        }
-        cache.record(hit: true, bytes: served)
+        try serve(hit, into: sink)
         return true
+    }
+
+    /// Hands a cache hit's bytes to `sink`.
+    private func serve(_ hit: ClientCache.Hit, into sink: (Data) throws -> Void) throws {
+        switch hit {
+        case .bytes(let data):
+            if !data.isEmpty { try sink(data) }
+        case .file(let handle, var remaining):
+            defer { try? handle.close() }
+            while remaining > 0, let chunk = try handle.read(upToCount: Int(min(1 << 20, remaining))), !chunk.isEmpty {
+                try sink(chunk)
+                remaining -= Int64(chunk.count)
+            }
+        }
     }
 
     /// Whether a file of this size is worth a cache copy: at most a quarter of the cache, so one big transfer
@@ -148,19 +160,12 @@ extension DFSClient {
     /// match is skipped and reported to the directory, which repairs it. Whole reads never hand wrong bytes to the
     /// caller: they are staged (in the cache, or a temp file) and verified first, unless the caller can `restart`
     /// its sink (as `get` does with its temp file). Range reads cannot be verified; they are retried only while no
-    /// byte has been delivered.
+    /// byte has been delivered. (`fetch` sends whole reads of small files to `downloadSmall` instead.)
     private func download(
         _ entry: EntryInfo, range: ClosedRange<Int64>?, into sink: (Data) throws -> Void,
         restart: (() throws -> Void)? = nil
     ) throws {
-        guard !entry.isDirectory else {
-            throw DFSClientError(status: nil, code: "is_a_directory", message: "\(entry.path) is a directory")
-        }
-        guard let fileId = entry.fileId, let version = entry.version, let replicas = entry.replicas,
-            !replicas.isEmpty
-        else {
-            throw DFSClientError(status: nil, code: "unavailable", message: "no copy of \(entry.path) is reachable")
-        }
+        let (fileId, version, replicas) = try located(entry)
         if range == nil, restart == nil {
             return try staged(entry, into: sink)
         }
@@ -204,10 +209,8 @@ extension DFSClient {
                     writer = try cache.beginEntry()
                 }
                 try writer?.commit(fileId: fileId, version: version, sha256: sha256)
-                if let handle = cache.open(fileId: fileId, version: version, sha256: sha256) {
-                    defer { try? handle.close() }
-                    while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { try sink(chunk) }
-                    return
+                if let hit = cache.lookup(fileId: fileId, version: version, sha256: sha256, counting: false) {
+                    return try serve(hit, into: sink)
                 }
             }
         }
@@ -226,9 +229,10 @@ extension DFSClient {
         _ entry: EntryInfo, from replica: Replica, range: ClosedRange<Int64>?, into sink: (Data) throws -> Void
     ) throws {
         guard let fileId = entry.fileId, let version = entry.version else { return }
-        let hasher = BackgroundHasher()
+        // A range cannot be checked against the whole file's sha256: hash whole reads only.
+        let hasher = range == nil ? BackgroundHasher() : nil
         var finished: String?
-        defer { if finished == nil { _ = hasher.finish() } }
+        defer { if finished == nil { _ = hasher?.finish() } }
         var headers: [HTTPHeader] = []
         if let range { headers.append(HTTPHeader("Range", "bytes=\(range.lowerBound)-\(range.upperBound)")) }
         let response: HTTPResponse
@@ -237,7 +241,7 @@ extension DFSClient {
                 try transport.http.send(
                     method: "GET", url: "\(replica.url)/files/\(fileId)?version=\(version)", headers: headers
                 ) { chunk in
-                    hasher.update(chunk)
+                    hasher?.update(chunk)
                     try sink(chunk)
                 }
             }
@@ -248,18 +252,38 @@ extension DFSClient {
             reportProblem(entry, replica, "missing")
         }
         try Transport.check(response)
+        guard let hasher else { return }
         let digest = hasher.finish()
         finished = digest
-        if range == nil, let expected = entry.sha256, digest != expected {
-            reportProblem(entry, replica, "corrupt")
-            throw DFSClientError(
-                status: nil, code: "checksum_mismatch",
-                message: "file server \(replica.fileServerId) sent bytes of \(entry.path) whose sha256 does not match")
+        if let expected = entry.sha256, digest != expected {
+            throw corrupt(entry, replica)
         }
     }
 
+    /// Reports a replica's copy as corrupt; returns the error for the read.
+    func corrupt(_ entry: EntryInfo, _ replica: Replica) -> DFSClientError {
+        reportProblem(entry, replica, "corrupt")
+        return DFSClientError(
+            status: nil, code: "checksum_mismatch",
+            message: "file server \(replica.fileServerId) sent bytes of \(entry.path) whose sha256 does not match")
+    }
+
+    /// The file id, version and replicas of a file entry.
+    /// - Throws: `is_a_directory`, or `unavailable` when the directory names no copy.
+    func located(_ entry: EntryInfo) throws -> (fileId: Int64, version: Int64, replicas: [Replica]) {
+        guard !entry.isDirectory else {
+            throw DFSClientError(status: nil, code: "is_a_directory", message: "\(entry.path) is a directory")
+        }
+        guard let fileId = entry.fileId, let version = entry.version, let replicas = entry.replicas,
+            !replicas.isEmpty
+        else {
+            throw DFSClientError(status: nil, code: "unavailable", message: "no copy of \(entry.path) is reachable")
+        }
+        return (fileId, version, replicas)
+    }
+
     /// Tells the directory a copy is bad or missing so that it is repaired; best effort.
-    private func reportProblem(_ entry: EntryInfo, _ replica: Replica, _ problem: String) {
+    func reportProblem(_ entry: EntryInfo, _ replica: Replica, _ problem: String) {
         guard let fileId = entry.fileId, let version = entry.version, (try? authenticate()) != nil else { return }
         let report = ProblemReport(fileId: fileId, version: version, fileServerId: replica.fileServerId, problem: problem)
         _ = try? transport.call("POST", "/reports", body: report, as: OKResponse.self)

@@ -85,8 +85,11 @@ extension DFSClient {
         guard let target = ticket.targets.first else {
             throw DFSClientError(status: nil, code: "no_file_servers", message: "the directory offered no file server")
         }
-        // A cache copy unless the file is too big to be worth one (checked again as bytes stream when unannounced).
-        var copy = length.map(cacheable) ?? true ? try? cache?.beginEntry() : nil
+        // A cache copy unless the file is too big to be worth one (checked again as bytes stream when unannounced):
+        // in memory for a small file, stored inline after the commit; else through a cache entry writer.
+        let small = length.map { $0 <= ClientCache.inlineLimit && cacheable($0) } ?? false
+        var memory: Data? = small && cache != nil ? Data(capacity: Int(length ?? 0)) : nil
+        var copy = !small && (length.map(cacheable) ?? true) ? try? cache?.beginEntry() : nil
         var hasher = SHA256()
         var size: Int64 = 0
         var url = "\(target.url)/files/\(ticket.fileId)?version=\(ticket.version)&ticket=\(target.ticket)"
@@ -110,6 +113,11 @@ extension DFSClient {
                             copy = nil
                         }
                         try copy?.write(chunk)
+                        // More than announced: the upload fails anyway; keep memory bounded meanwhile.
+                        if let kept = memory?.count, Int64(kept + chunk.count) > ClientCache.inlineLimit {
+                            memory = nil
+                        }
+                        memory?.append(chunk)
                         return chunk
                     })
             }
@@ -130,8 +138,15 @@ extension DFSClient {
             receipts: copies.map { StoredReceipt(fileServerId: $0.fileServerId, receipt: $0.receipt) },
             releaseLock: ticket.lock != nil ? true : nil)
         let entry = try transport.call("POST", "/commits", body: commit, as: EntryInfo.self)
-        try? copy?.commit(fileId: ticket.fileId, version: ticket.version, sha256: sha256)
-        cache?.storeAttributes(path: entry.path, fileId: ticket.fileId, version: ticket.version, sha256: sha256, size: size)
+        if let memory {
+            try? cache?.store(fileId: ticket.fileId, version: ticket.version, sha256: sha256, data: memory)
+        } else {
+            try? copy?.commit(fileId: ticket.fileId, version: ticket.version, sha256: sha256)
+        }
+        if settings.attrCacheMs > 0 {
+            cache?.storeAttributes(
+                path: entry.path, fileId: ticket.fileId, version: ticket.version, sha256: sha256, size: size)
+        }
         return entry
     }
 }

@@ -16,10 +16,19 @@ import Testing
     }
 
     func contents(_ cache: ClientCache, _ fileId: Int64, _ version: Int64, _ data: Data) -> Data? {
-        guard let handle = cache.open(fileId: fileId, version: version, sha256: sha(data)) else { return nil }
-        defer { try? handle.close() }
-        return try? handle.readToEnd()
+        switch cache.lookup(fileId: fileId, version: version, sha256: sha(data), counting: false) {
+        case .bytes(let bytes):
+            return bytes
+        case .file(let handle, let count):
+            defer { try? handle.close() }
+            return (try? handle.read(upToCount: Int(count))) ?? Data()
+        case nil:
+            return nil
+        }
     }
+
+    /// Bigger than `ClientCache.inlineLimit`: kept as a file in `blobs/`.
+    func big(_ byte: UInt8, _ count: Int = 100_000) -> Data { Data(repeating: byte, count: count) }
 
     @Test func storesAndServesByIdVersionAndChecksum() throws {
         defer { try? FileManager.default.removeItem(atPath: root) }
@@ -27,8 +36,9 @@ import Testing
         let data = Data("hello".utf8)
         try put(cache, 7, 3, data)
         #expect(contents(cache, 7, 3, data) == data)
-        #expect(cache.open(fileId: 7, version: 4, sha256: sha(data)) == nil, "another version is a miss")
-        #expect(cache.open(fileId: 7, version: 3, sha256: sha(Data("other".utf8))) == nil, "another checksum is a miss")
+        #expect(cache.lookup(fileId: 7, version: 4, sha256: sha(data)) == nil, "another version is a miss")
+        #expect(
+            cache.lookup(fileId: 7, version: 3, sha256: sha(Data("other".utf8))) == nil, "another checksum is a miss")
         let stats = try cache.stats()
         #expect(stats.entries == 1 && stats.bytes == 5)
     }
@@ -42,10 +52,10 @@ import Testing
         #expect(try cache.stats().entries == 0)
     }
 
-    @Test func corruptedEntryIsDropped() throws {
+    @Test func corruptedFileEntryIsDropped() throws {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let cache = try ClientCache(directory: root, maxBytes: 1 << 20)
-        let data = Data(repeating: 0x41, count: 1000)
+        let data = big(0x41)
         try put(cache, 1, 1, data)
         let blob = root + "/blobs/1.1"
         var bytes = try Data(contentsOf: URL(fileURLWithPath: blob))
@@ -56,26 +66,27 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: blob))
     }
 
-    @Test func touchedButIntactEntryIsKept() throws {
+    @Test func touchedButIntactFileEntryIsKept() throws {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let cache = try ClientCache(directory: root, maxBytes: 1 << 20)
-        let data = Data("same bytes".utf8)
+        let data = big(0x73)
         try put(cache, 1, 1, data)
         try data.write(to: URL(fileURLWithPath: root + "/blobs/1.1"))  // rewritten: new mtime, same content
         #expect(contents(cache, 1, 1, data) == data)
     }
 
-    @Test func evictsLeastRecentlyUsedToStayInBound() throws {
+    @Test(arguments: [1000, 100_000])  // inline entries, and files
+    func evictsLeastRecentlyUsedToStayInBound(size: Int) throws {
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let cache = try ClientCache(directory: root, maxBytes: 3000)
-        let blobs = (1...3).map { Data(repeating: UInt8($0), count: 1000) }
+        let cache = try ClientCache(directory: root, maxBytes: Int64(3 * size))
+        let blobs = (1...3).map { Data(repeating: UInt8($0), count: size) }
         for (index, data) in blobs.enumerated() { try put(cache, Int64(index + 1), 1, data) }
         #expect(contents(cache, 1, 1, blobs[0]) != nil)  // 1 is now more recent than 2
-        try put(cache, 4, 1, Data(repeating: 4, count: 1000))
+        try put(cache, 4, 1, Data(repeating: 4, count: size))
         #expect(contents(cache, 2, 1, blobs[1]) == nil, "the least recently used entry went")
         #expect(contents(cache, 1, 1, blobs[0]) != nil && contents(cache, 3, 1, blobs[2]) != nil)
         let stats = try cache.stats()
-        #expect(stats.bytes <= 3000 && stats.entries == 3)
+        #expect(stats.bytes == Int64(3 * size) && stats.entries == 3)
         #expect(!FileManager.default.fileExists(atPath: root + "/blobs/2.1"))
     }
 

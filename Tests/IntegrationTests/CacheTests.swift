@@ -5,10 +5,11 @@ import Testing
 
 /// The client disk cache against real servers: close-to-open consistency, zero-transfer hits, bounds, integrity.
 @Suite(.serialized) struct CacheTests {
-    @Test func secondReadOfAnUnchangedFileTransfersNothing() throws {
+    @Test(arguments: [4096, 200_000])  // inline in the cache index, and a file in it
+    func secondReadOfAnUnchangedFileTransfersNothing(size: Int) throws {
         let cluster = try TestCluster(fileServers: 1)
         defer { cluster.shutdown() }
-        let payload = Data((0..<200_000).map { UInt8($0 % 251) })
+        let payload = Data((0..<size).map { UInt8($0 % 251) })
         try cluster.client(home: cluster.tempPath("writer")).write("/data.bin", data: payload)
         let reader = cluster.client(home: cluster.tempPath("reader"))
         let before = try cluster.bytesServed()
@@ -80,11 +81,12 @@ import Testing
         #expect(try client.cacheStats().entries == 0)
     }
 
+    /// A big entry, kept as a file (a corrupted small one, inline in the index, is a ClientCacheTests case).
     @Test func corruptedEntryIsRefetched() throws {
         let cluster = try TestCluster(fileServers: 1)
         defer { cluster.shutdown() }
         let home = cluster.tempPath("reader")
-        let payload = Data(repeating: 0x61, count: 5000)
+        let payload = Data(repeating: 0x61, count: 100_000)
         try cluster.client(home: cluster.tempPath("writer")).write("/f", data: payload)
         let reader = cluster.client(home: home)
         #expect(try reader.read("/f") == payload)
@@ -95,9 +97,9 @@ import Testing
         try bytes.write(to: URL(fileURLWithPath: blob))
         let before = try cluster.bytesServed()
         #expect(try reader.read("/f") == payload)
-        #expect(try cluster.bytesServed() == before + 5000)
+        #expect(try cluster.bytesServed() == before + 100_000)
         #expect(try reader.read("/f") == payload)
-        #expect(try cluster.bytesServed() == before + 5000, "the refetched copy is cached again")
+        #expect(try cluster.bytesServed() == before + 100_000, "the refetched copy is cached again")
     }
 
     @Test func lostUpdateIsRefusedWithConflict() throws {

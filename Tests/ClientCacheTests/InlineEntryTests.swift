@@ -1,0 +1,159 @@
+import ClientCache
+import Crypto
+import Foundation
+import SQLite
+import Testing
+
+/// Small entries kept inline in the index, the running size total, and the index's layout version.
+@Suite struct InlineEntryTests {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("dfs-cache-\(UUID().uuidString)").path
+
+    func sha(_ data: Data) -> String { SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined() }
+
+    func bytes(_ hit: ClientCache.Hit?) -> Data? {
+        guard case .bytes(let data) = hit else { return nil }
+        return data
+    }
+
+    /// A second connection to the index, as another process would have.
+    func index() throws -> Database { try Database(path: root + "/index.sqlite3") }
+
+    func blobFiles() -> [String] { (try? FileManager.default.contentsOfDirectory(atPath: root + "/blobs")) ?? [] }
+
+    @Test func smallEntriesAreServedFromTheIndex() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let cache = try ClientCache(directory: root, maxBytes: 1 << 20)
+        let data = Data("hello, inline".utf8)
+        try cache.store(fileId: 7, version: 3, sha256: sha(data), data: data)
+        let edge = Data(repeating: 9, count: Int(ClientCache.inlineLimit))
+        let writer = try cache.beginEntry()
+        try writer.write(edge.prefix(1000))
+        try writer.write(edge.dropFirst(1000))
+        try writer.commit(fileId: 8, version: 1, sha256: sha(edge))
+        #expect(blobFiles().isEmpty, "entries up to the inline limit are no files")
+
+        #expect(bytes(cache.lookup(fileId: 7, version: 3, sha256: sha(data))) == data)
+        #expect(bytes(cache.lookup(fileId: 8, version: 1, sha256: sha(edge))) == edge)
+        #expect(cache.lookup(fileId: 7, version: 4, sha256: sha(data)) == nil, "another version is a miss")
+        #expect(cache.lookup(fileId: 7, version: 3, sha256: sha(Data("x".utf8))) == nil, "another checksum is a miss")
+        #expect(bytes(cache.lookup(fileId: 7, version: 3, sha256: sha(data), range: 7...12)) == Data("inline".utf8))
+        #expect(bytes(cache.lookup(fileId: 7, version: 3, sha256: sha(data), range: 7...1000)) == Data("inline".utf8))
+        #expect(bytes(cache.lookup(fileId: 7, version: 3, sha256: sha(data), range: 50...60)) == Data())
+
+        let stats = try cache.stats()
+        #expect(stats.entries == 2 && stats.bytes == Int64(data.count) + ClientCache.inlineLimit)
+        #expect(stats.hits == 5 && stats.misses == 0)
+        #expect(stats.bytesSaved == Int64(data.count) + ClientCache.inlineLimit + 6 + 6 + 0)
+    }
+
+    @Test func emptyFilesAreEntriesToo() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let cache = try ClientCache(directory: root, maxBytes: 1 << 20)
+        try cache.store(fileId: 1, version: 1, sha256: sha(Data()), data: Data())
+        #expect(bytes(cache.lookup(fileId: 1, version: 1, sha256: sha(Data()))) == Data())
+    }
+
+    @Test func bigEntriesStayFiles() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let cache = try ClientCache(directory: root, maxBytes: 1 << 20)
+        let data = Data((0..<Int(ClientCache.inlineLimit) + 1).map { UInt8($0 % 251) })
+        try cache.store(fileId: 2, version: 5, sha256: sha(data), data: data)
+        #expect(blobFiles() == ["2.5"])
+        #expect(try index().query("SELECT data IS NULL FROM entries").first?.int(0) == 1)
+        guard case .file(let handle, let count) = cache.lookup(fileId: 2, version: 5, sha256: sha(data), range: 10...19)
+        else {
+            Issue.record("a big entry is served from its file")
+            return
+        }
+        defer { try? handle.close() }
+        #expect(count == 10)
+        #expect(try handle.read(upToCount: Int(count)) == data.subdata(in: 10..<20))
+    }
+
+    @Test func corruptedInlineEntryIsDropped() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let cache = try ClientCache(directory: root, maxBytes: 1 << 20)
+        let data = Data(repeating: 0x41, count: 1000)
+        try cache.store(fileId: 1, version: 1, sha256: sha(data), data: data)
+        var flipped = data
+        flipped[10] = 0x42
+        try index().run("UPDATE entries SET data = ? WHERE file_id = 1", [.blob(flipped)])
+        #expect(cache.lookup(fileId: 1, version: 1, sha256: sha(data)) == nil)
+        let stats = try cache.stats()
+        #expect(stats.entries == 0 && stats.bytes == 0 && stats.hits == 0)
+    }
+
+    @Test func lookupsAndFillsCountHitsAndMissesOnce() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let cache = try ClientCache(directory: root, maxBytes: 1 << 20)
+        let data = Data("counted".utf8)
+        try cache.store(fileId: 1, version: 1, sha256: sha(data), data: data, countingMiss: true)
+        _ = cache.lookup(fileId: 1, version: 1, sha256: sha(data), counting: false)
+        _ = cache.lookup(fileId: 1, version: 1, sha256: sha(data))
+        let stats = try cache.stats()
+        #expect(stats.misses == 1 && stats.hits == 1 && stats.bytesSaved == Int64(data.count))
+    }
+
+    @Test func sizeTotalFollowsInsertsReplacementsEvictionsAndClear() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let cache = try ClientCache(directory: root, maxBytes: 250_000)
+        func expectTotal(_ expected: Int64, _ note: Comment) throws {
+            let summed = try index().query("SELECT COALESCE(SUM(size), 0) FROM entries").first?.int(0)
+            #expect(try cache.stats().bytes == expected, note)
+            #expect(summed == expected, note)
+        }
+        let small = Data(repeating: 1, count: 30_000)
+        let large = Data(repeating: 2, count: 100_000)
+        try cache.store(fileId: 1, version: 1, sha256: sha(small), data: small)
+        try cache.store(fileId: 2, version: 1, sha256: sha(large), data: large)
+        try expectTotal(130_000, "after inserts")
+        try cache.store(fileId: 1, version: 1, sha256: sha(small), data: small)
+        try expectTotal(130_000, "a replaced entry counts once")
+        try cache.store(fileId: 3, version: 1, sha256: sha(large), data: large)
+        try cache.store(fileId: 4, version: 1, sha256: sha(large), data: large)
+        try expectTotal(230_000, "after evicting the least recently used")
+        #expect(cache.lookup(fileId: 2, version: 1, sha256: sha(large)) == nil, "the entry unused the longest went")
+        #expect(blobFiles().sorted() == ["3.1", "4.1"])
+        #expect(bytes(cache.lookup(fileId: 1, version: 1, sha256: sha(small))) == small)
+        try cache.store(fileId: 5, version: 1, sha256: sha(small), data: small)
+        try expectTotal(160_000, "an inline entry evicted a file")
+        #expect(blobFiles() == ["4.1"])
+        try cache.clear()
+        try expectTotal(0, "after clear")
+        try cache.store(fileId: 6, version: 1, sha256: sha(small), data: small)
+        try expectTotal(30_000, "counting goes on after clear")
+    }
+
+    @Test func anOlderIndexIsReset() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for folder in ["blobs", "tmp"] {
+            try FileManager.default.createDirectory(atPath: root + "/" + folder, withIntermediateDirectories: true)
+        }
+        // The layout before inline entries, with no user_version.
+        try index().execute(
+            """
+            CREATE TABLE entries(
+                file_id INTEGER NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+                last_used INTEGER NOT NULL, stat TEXT NOT NULL, PRIMARY KEY(file_id, version));
+            CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+            INSERT INTO entries VALUES (1, 1, 'abc', 3, 0, '');
+            INSERT INTO counters VALUES ('hits', 9);
+            """)
+        try Data("abc".utf8).write(to: URL(fileURLWithPath: root + "/blobs/1.1"))
+        try Data("half".utf8).write(to: URL(fileURLWithPath: root + "/tmp/partial"))
+
+        let cache = try ClientCache(directory: root, maxBytes: 1 << 20)
+        let empty = CacheStats(entries: 0, bytes: 0, maxBytes: 1 << 20, hits: 0, misses: 0, bytesSaved: 0)
+        #expect(try cache.stats() == empty)
+        #expect(blobFiles().isEmpty)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/tmp").isEmpty)
+        let data = Data("works".utf8)
+        try cache.store(fileId: 1, version: 1, sha256: sha(data), data: data)
+        #expect(bytes(cache.lookup(fileId: 1, version: 1, sha256: sha(data))) == data)
+        #expect(try index().query("PRAGMA user_version").first?.int(0) ?? 0 > 0)
+
+        // Reopening the current layout keeps what is there.
+        let reopened = try ClientCache(directory: root, maxBytes: 1 << 20)
+        #expect(bytes(reopened.lookup(fileId: 1, version: 1, sha256: sha(data))) == data)
+    }
+}
