@@ -110,11 +110,11 @@ final class Transfer {
         } else if line.first == " " || line.first == "\t" {
             // Obsolete line folding: the line continues the previous field's value.
             if let name = lastHeaderName, let value = headers[name] {
-                headers[name] = value + " " + line.trimmingCharacters(in: .whitespacesAndNewlines)
+                headers[name] = value + " " + Self.trimmed(line[...])
             }
         } else if let colon = line.firstIndex(of: ":") {
-            let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
+            let name = Self.trimmed(line[..<colon]).lowercased()
+            let value = Self.trimmed(line[line.index(after: colon)...])
             if let existing = headers[name] {
                 headers[name] = existing + ", " + value
             } else {
@@ -123,6 +123,16 @@ final class Transfer {
             lastHeaderName = name
         }
         return bytes.count
+    }
+
+    /// `text` without leading and trailing spaces, tabs, CR and LF (byte-wise: Foundation's `trimmingCharacters`
+    /// was 9% of a client's CPU on small requests).
+    private static func trimmed(_ text: Substring) -> String {
+        let isBlank = { (byte: UInt8) in byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
+        let bytes = text.utf8
+        guard let first = bytes.firstIndex(where: { !isBlank($0) }), let last = bytes.lastIndex(where: { !isBlank($0) })
+        else { return "" }
+        return String(text[first...last])
     }
 
     // MARK: - Upload
