@@ -1,6 +1,6 @@
 import Foundation
 
-/// A JSON writer for the one answer that can be large and hot, a listing page: the same document `WireJSON.encode`
+/// A JSON writer for the hottest answers, a `stat` entry and a listing page: the same document `WireJSON.encode`
 /// would produce (nil fields left out, `/` unescaped; members may come in another order), built straight into a
 /// byte buffer.
 /// Measured on a 10,000-entry page: Foundation's JSONEncoder took most of the 43 ms the directory spent answering.
@@ -71,6 +71,13 @@ extension ListResponse {
 }
 
 extension EntryInfo {
+    /// The wire JSON of this entry (see `JSONWriter`): `GET /stat` answers one on every read.
+    public func encodedJSON() -> Data {
+        var out = JSONWriter(capacity: 512)
+        write(to: &out)
+        return Data(out.bytes)
+    }
+
     fileprivate func write(to out: inout JSONWriter) {
         out.raw("{")
         out.key("path", first: true)

@@ -45,6 +45,8 @@ public final class Directory: Sendable {
     /// The locking service; writes consult it for fencing.
     public let locks: LockService
     let state: Mutex<State>
+    /// Where `Metadata` keeps its database, also opened read-only by `reading`.
+    private let metadataPath: String
     /// Flushes the metadata's commits, outside `state`'s lock, shared by concurrent requests.
     let durability: GroupFlush
 
@@ -52,7 +54,8 @@ public final class Directory: Sendable {
         self.config = config
         self.logger = logger
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
-        let meta = try Metadata(path: config.dataDir + "/metadata.sqlite3")
+        metadataPath = config.dataDir + "/metadata.sqlite3"
+        let meta = try Metadata(path: metadataPath)
         locks = LockService(
             tokenBase: try meta.nextEpoch() << 32, defaultLeaseMs: config.lockLeaseMs, maxWaitMs: config.lockMaxWaitMs,
             logger: logger)
@@ -143,29 +146,64 @@ public final class Directory: Sendable {
     // MARK: Namespace
 
     func stat(_ path: DFSPath) throws -> EntryInfo {
-        try withState { state in
-            guard let row = try state.meta.entry(at: path) else { throw DFSError.notFound("\(path) does not exist") }
-            return try info(row, path: path, state)
+        let (row, replicaIds) = try reading { reader in
+            guard let row = try reader.entry(at: path) else { throw DFSError.notFound("\(path) does not exist") }
+            return (row, try Self.replicaIds(of: row, reader))
         }
+        return entryInfo(row, path: path.description, name: path.name, replicaIds: replicaIds)
     }
 
     /// One page of a directory's entries (the entry itself for a file): up to `limit` names after `after`.
     func list(_ path: DFSPath, after: String? = nil, limit: Int = ListResponse.defaultLimit) throws -> ListResponse {
-        try withState { state in
-            guard let row = try state.meta.entry(at: path) else { throw DFSError.notFound("\(path) does not exist") }
+        try reading { reader in
+            guard let row = try reader.entry(at: path) else { throw DFSError.notFound("\(path) does not exist") }
             guard row.isDir else {
-                return ListResponse(path: path.description, entries: [try info(row, path: path, state)])
+                let info = entryInfo(
+                    row, path: path.description, name: path.name, replicaIds: try Self.replicaIds(of: row, reader))
+                return ListResponse(path: path.description, entries: [info])
             }
             let prefix = path.isRoot ? "/" : path.description + "/"
             // One more than asked for tells whether another page follows.
-            var rows = try state.meta.children(of: row.id, after: after, limit: limit + 1)
+            var rows = try reader.children(of: row.id, after: after, limit: limit + 1)
             let more = rows.count > limit
             if more { rows.removeLast() }
-            let entries = try rows.map { child in
-                try info(child, path: prefix + child.name, name: child.name, state, listing: true)
+            let entries = rows.map { child in
+                entryInfo(child, path: prefix + child.name, name: child.name, replicaIds: nil)
             }
             return ListResponse(path: path.description, entries: entries, next: more ? entries.last?.name : nil)
         }
+    }
+
+    /// Runs read-only lookups outside the state lock, in one snapshot, on the calling thread's own reader
+    /// connection (each HTTP worker thread opens one on first use and keeps it).
+    private func reading<T>(_ body: (MetadataReader) throws -> T) throws -> T {
+        let key = "dfs.metadata-reader:" + metadataPath
+        let reader: MetadataReader
+        if let known = Thread.current.threadDictionary[key] as? MetadataReader {
+            reader = known
+        } else {
+            reader = try MetadataReader(path: metadataPath)
+            Thread.current.threadDictionary[key] = reader
+        }
+        return try reader.snapshot { try body(reader) }
+    }
+
+    private static func replicaIds(of row: EntryRow, _ reader: MetadataReader) throws -> [Int64]? {
+        guard let fileId = row.fileId, let version = row.version else { return nil }
+        return try reader.replicas(fileId: fileId, version: version)
+    }
+
+    /// An entry as answered, with the URLs of the servers holding copies (nil `replicaIds`: none listed, as in a
+    /// listing, which has no sha256 either).
+    private func entryInfo(_ row: EntryRow, path: String, name: String, replicaIds: [Int64]?) -> EntryInfo {
+        let replicas = replicaIds.map { ids in
+            state.withLock { state in
+                ids.compactMap { id in state.servers[id].map { Replica(fileServerId: id, url: $0.url) } }
+            }
+        }
+        return EntryInfo(
+            path: path, name: name, type: row.isDir ? "dir" : "file", mtimeMs: row.mtimeMs, fileId: row.fileId,
+            version: row.version, size: row.size, sha256: replicaIds == nil ? nil : row.sha256, replicas: replicas)
     }
 
     func mkdir(_ path: DFSPath, parents: Bool) throws -> EntryInfo {

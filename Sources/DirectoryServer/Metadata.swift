@@ -56,8 +56,8 @@ struct FileServerRow {
 /// Not thread-safe: `Directory` serialises all access (and waits for `durability` before answering a change).
 /// Every method that changes several rows does so in one transaction, so a `kill -9` leaves either all or none of
 /// an operation.
-final class Metadata {
-    private let db: Database
+final class Metadata: NamespaceQueries {
+    let db: Database
     /// Makes commits durable (group commit): see `Schema`.
     let durability: GroupFlush
 
@@ -170,54 +170,6 @@ final class Metadata {
         var load: [Int64: (files: Int64, bytes: Int64)] = [:]
         for row in rows { load[row.int(0) ?? 0] = (row.int(1) ?? 0, row.int(2) ?? 0) }
         return load
-    }
-
-    // MARK: Lookup
-
-    func entry(at path: DFSPath) throws -> EntryRow? {
-        guard !path.isRoot else { return try child(of: 0, named: "") }
-        // Walk down from the root's well-known id: one indexed lookup per name.
-        var parent = Schema.rootID
-        var current: EntryRow?
-        for name in path.components {
-            if let dir = current {
-                guard dir.isDir else { return nil }
-                parent = dir.id
-            }
-            guard let next = try child(of: parent, named: name) else { return nil }
-            current = next
-        }
-        return current
-    }
-
-    func child(of parent: Int64, named name: String) throws -> EntryRow? {
-        try db.query(
-            "SELECT \(EntryRow.columns) FROM entries WHERE parent = ? AND name = ?", [.integer(parent), .text(name)]
-        ).first.map(EntryRow.init)
-    }
-
-    /// Up to `limit` children, in name order, after the name `after` (from the first when nil).
-    func children(of parent: Int64, after: String? = nil, limit: Int = Int(Int32.max)) throws -> [EntryRow] {
-        try db.query(
-            "SELECT \(EntryRow.columns) FROM entries WHERE parent = ? AND name > ? ORDER BY name LIMIT ?",
-            [.integer(parent), .text(after ?? ""), .integer(Int64(limit))]
-        ).map(EntryRow.init)
-    }
-
-    func replicas(fileId: Int64, version: Int64) throws -> [Int64] {
-        try db.query(
-            "SELECT server_id FROM replicas WHERE file_id = ? AND version = ? ORDER BY server_id",
-            [.integer(fileId), .integer(version)]
-        ).compactMap { $0.int(0) }
-    }
-
-    /// The directory that must hold `path`'s entry: it has to exist and be a directory.
-    func parentDirectory(of path: DFSPath) throws -> EntryRow {
-        guard let parent = try entry(at: path.parent) else {
-            throw DFSError.notFound("parent directory \(path.parent) does not exist")
-        }
-        guard parent.isDir else { throw DFSError.notADirectory("\(path.parent) is not a directory") }
-        return parent
     }
 
     // MARK: Namespace changes
@@ -467,5 +419,76 @@ final class Metadata {
         try db.run(
             "DELETE FROM deletions WHERE file_id = ? AND version = ? AND server_id = ?",
             [.integer(blob.fileId), .integer(blob.version), .integer(blob.serverId)])
+    }
+}
+
+/// The read-only namespace queries, on the writer's connection (`Metadata`) or a reader's (`MetadataReader`).
+protocol NamespaceQueries {
+    var db: Database { get }
+}
+
+extension NamespaceQueries {
+    func entry(at path: DFSPath) throws -> EntryRow? {
+        guard !path.isRoot else { return try child(of: 0, named: "") }
+        // Walk down from the root's well-known id: one indexed lookup per name.
+        var parent = Schema.rootID
+        var current: EntryRow?
+        for name in path.components {
+            if let dir = current {
+                guard dir.isDir else { return nil }
+                parent = dir.id
+            }
+            guard let next = try child(of: parent, named: name) else { return nil }
+            current = next
+        }
+        return current
+    }
+
+    func child(of parent: Int64, named name: String) throws -> EntryRow? {
+        try db.query(
+            "SELECT \(EntryRow.columns) FROM entries WHERE parent = ? AND name = ?", [.integer(parent), .text(name)]
+        ).first.map(EntryRow.init)
+    }
+
+    /// Up to `limit` children, in name order, after the name `after` (from the first when nil).
+    func children(of parent: Int64, after: String? = nil, limit: Int = Int(Int32.max)) throws -> [EntryRow] {
+        try db.query(
+            "SELECT \(EntryRow.columns) FROM entries WHERE parent = ? AND name > ? ORDER BY name LIMIT ?",
+            [.integer(parent), .text(after ?? ""), .integer(Int64(limit))]
+        ).map(EntryRow.init)
+    }
+
+    func replicas(fileId: Int64, version: Int64) throws -> [Int64] {
+        try db.query(
+            "SELECT server_id FROM replicas WHERE file_id = ? AND version = ? ORDER BY server_id",
+            [.integer(fileId), .integer(version)]
+        ).compactMap { $0.int(0) }
+    }
+
+    /// The directory that must hold `path`'s entry: it has to exist and be a directory.
+    func parentDirectory(of path: DFSPath) throws -> EntryRow {
+        guard let parent = try entry(at: path.parent) else {
+            throw DFSError.notFound("parent directory \(path.parent) does not exist")
+        }
+        guard parent.isDir else { throw DFSError.notADirectory("\(path.parent) is not a directory") }
+        return parent
+    }
+}
+
+/// A read-only connection for lookups outside `Directory`'s lock (`stat`, `ls`): SQLite's WAL lets readers run
+/// beside the writer, each seeing the last commit. `snapshot` keeps several queries on one commit.
+final class MetadataReader: NamespaceQueries {
+    let db: Database
+
+    init(path: String) throws {
+        db = try Database(path: path)
+        try db.execute("PRAGMA query_only = ON")
+    }
+
+    /// Runs `body` in one read transaction: every query in it sees the same commit.
+    func snapshot<T>(_ body: () throws -> T) throws -> T {
+        try db.execute("BEGIN")
+        defer { try? db.execute("COMMIT") }
+        return try body()
     }
 }

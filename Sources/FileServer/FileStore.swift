@@ -60,7 +60,7 @@ public final class FileStore: Sendable {
         for file in try fm.contentsOfDirectory(atPath: blobs) {
             guard let (name, sha256) = BlobName.parse(file: file) else { continue }
             let size = (try? fm.attributesOfItem(atPath: blobs + "/" + file)[.size] as? Int64) ?? 0
-            index[name] = BlobInfo(sha256: sha256, size: size ?? 0)
+            index[name] = BlobInfo(sha256: sha256, size: size)
         }
         self.index = Mutex(index)
     }

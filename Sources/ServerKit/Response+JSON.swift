@@ -6,7 +6,8 @@ extension Response {
     /// A JSON response with the wire encoding.
     public static func json<T: Encodable>(_ value: T, status: Int = 200) -> Response {
         do {
-            let body = try WireJSON.encode(value)
+            // Entries (every `stat`, commit, mkdir…) take the hand-written encoder: a quarter of the CPU of a stat.
+            let body = try (value as? EntryInfo)?.encodedJSON() ?? WireJSON.encode(value)
             return Response(
                 status: status, headers: [HTTPHeader("Content-Type", "application/json")], body: .data(body))
         } catch {

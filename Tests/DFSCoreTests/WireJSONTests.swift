@@ -24,5 +24,9 @@ import Testing
             // And any JSON parser agrees (no invalid escapes, no raw control characters).
             #expect(try JSONSerialization.jsonObject(with: data) is [String: Any])
         }
+        for var entry in entries {
+            entry.writeLockedBy = 42
+            #expect(try WireJSON.decode(EntryInfo.self, from: entry.encodedJSON()) == entry)
+        }
     }
 }
