@@ -44,7 +44,7 @@ public final class Directory: Sendable {
     let logger: Logger
     /// The locking service; writes consult it for fencing.
     public let locks: LockService
-    let state: Mutex<State>
+    let state: Locked<State>
     /// Where `Metadata` keeps its database, also opened read-only by `reading`.
     private let metadataPath: String
     /// Flushes the metadata's commits, outside `state`'s lock, shared by concurrent requests.
@@ -66,7 +66,7 @@ public final class Directory: Sendable {
         let stored = try meta.storedLoad()
         for id in servers.keys { inflight[id] = 0 }
         durability = meta.durability
-        state = Mutex(
+        state = Locked(
             State(
                 meta: meta, servers: servers, lastHeartbeatMs: servers.mapValues { _ in now }, stored: stored,
                 inflight: inflight))

@@ -12,8 +12,8 @@ import Synchronization
 /// A waiting request holds no thread: the handler parks it (libmicrohttpd suspend) and the grant — from a release,
 /// an expiry or a timeout — resumes it with the answer.
 public final class LockService: Sendable {
-    private let table: Mutex<LockTable>
-    private let slots = Mutex<[Int64: WaiterSlot]>([:])
+    private let table: Locked<LockTable>
+    private let slots = Locked<[Int64: WaiterSlot]>([:])
     private let defaultLeaseMs: Int64
     private let maxWaitMs: Int64
     private let logger: Logger
@@ -22,7 +22,7 @@ public final class LockService: Sendable {
     private let done = DispatchSemaphore(value: 0)
 
     init(tokenBase: Int64, defaultLeaseMs: Int64, maxWaitMs: Int64, logger: Logger) {
-        self.table = Mutex(LockTable(tokenBase: tokenBase))
+        self.table = Locked(LockTable(tokenBase: tokenBase))
         self.defaultLeaseMs = defaultLeaseMs
         self.maxWaitMs = maxWaitMs
         self.logger = logger

@@ -8,7 +8,7 @@ import Synchronization
 
 /// Counters the file server exposes at `GET /stats`.
 final class Traffic: Sendable {
-    private let counters = Mutex<(served: Int64, received: Int64)>((0, 0))
+    private let counters = Locked<(served: Int64, received: Int64)>((0, 0))
     func served(_ bytes: Int64) { counters.withLock { $0.served += bytes } }
     func received(_ bytes: Int64) { counters.withLock { $0.received += bytes } }
     var totals: (served: Int64, received: Int64) { counters.withLock { $0 } }
@@ -16,7 +16,7 @@ final class Traffic: Sendable {
 
 /// The highest lock token accepted per file: writes with an older token are refused (fencing).
 final class Fences: Sendable {
-    private let newestByFile = Mutex<[Int64: Int64]>([:])
+    private let newestByFile = Locked<[Int64: Int64]>([:])
 
     func newest(_ fileId: Int64) -> Int64? { newestByFile.withLock { $0[fileId] } }
 
@@ -36,7 +36,7 @@ final class FileService: Sendable {
     let traffic = Traffic()
     let fences = Fences()
     let capacityBytes: Int64
-    private let identity: Mutex<Identity?>
+    private let identity: Locked<Identity?>
 
     let secret: ClusterSecret
 
@@ -63,7 +63,7 @@ final class FileService: Sendable {
         self.store = store
         self.capacityBytes = capacityBytes
         self.maxFileBytes = maxFileBytes
-        self.identity = Mutex(identity)
+        self.identity = Locked(identity)
         self.secret = secret
         self.caFile = caFile
         forwardStallSeconds = Double(max(connectionTimeoutSeconds, 5))

@@ -14,6 +14,10 @@ public final class FileServer: Sendable {
     private let scrubber: Scrubber
 
     /// Starts serving at once; registration with the directory happens in the background and is retried.
+    /// Upload chunks of 128 KiB: a 1 GiB `dfs put` took 1.5–1.7 s with them against 1.8–2.4 s with 32 KiB, while
+    /// a 4 KiB GET (whose connection pool is zeroed per request) went from ~48k to ~43k req/s.
+    static let bodyChunkBytes = 128 << 10
+
     public init(config: FileServerConfig, logger: Logger) throws {
         let store = try FileStore(dataDir: config.dataDir)
         let service = FileService(
@@ -22,7 +26,8 @@ public final class FileServer: Sendable {
             connectionTimeoutSeconds: config.server.connectionTimeoutSeconds, logger: logger)
         let router = Router(
             routes: FileServerRoutes.routes(service), logger: logger, maxHeaderBytes: config.server.maxHeaderBytes)
-        let http = try HTTPServer(options: try config.server.httpOptions(listen: config.listen)) { request in
+        let http = try HTTPServer(
+            options: try config.server.httpOptions(listen: config.listen, bodyChunkBytes: Self.bodyChunkBytes)) { request in
             router.handle(request)
         }
         let publicURL =

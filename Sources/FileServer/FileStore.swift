@@ -20,8 +20,8 @@ public final class FileStore: Sendable {
     private let blobs: String
     private let tmp: String
     private let quarantine: String
-    private let index: Mutex<Index>
-    private let sequence = Mutex<UInt64>(0)
+    private let index: Locked<Index>
+    private let sequence = Locked<UInt64>(0)
     /// Flushes `blobs/` after renames into it, one fsync shared by the uploads finishing together.
     private let blobsFlush: GroupFlush
 
@@ -62,7 +62,7 @@ public final class FileStore: Sendable {
             let size = (try? fm.attributesOfItem(atPath: blobs + "/" + file)[.size] as? Int64) ?? 0
             index[name] = BlobInfo(sha256: sha256, size: size)
         }
-        self.index = Mutex(index)
+        self.index = Locked(index)
     }
 
     /// Files and bytes stored.

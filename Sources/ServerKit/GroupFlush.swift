@@ -34,7 +34,7 @@ public final class GroupFlush: Sendable {
     private let path: String
     private let dataOnly: Bool
     private let condition = NSCondition()
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     /// - Parameters:
     ///   - path: the file or directory to flush; opened read-only on first use (it must exist by then).
