@@ -266,8 +266,9 @@ final class Metadata: NamespaceQueries {
     /// Checks that `path` can take a new version, and gives the file id it will have (a new one for a new path)
     /// and its current version, if any.
     func prepareWrite(_ path: DFSPath) throws -> (fileId: Int64, base: Int64?) {
-        _ = try parentDirectory(of: path)
-        let existing = try entry(at: path)
+        // One walk to the parent, then one lookup of the name (not a second walk of the whole path).
+        let parent = try parentDirectory(of: path)
+        let existing = try child(of: parent.id, named: path.name)
         if let existing, existing.isDir { throw DFSError.isADirectory("\(path) is a directory") }
         return (try existing?.fileId ?? allocateId(), existing?.version)
     }
@@ -279,7 +280,7 @@ final class Metadata: NamespaceQueries {
     ) throws -> (row: EntryRow, replaced: [BlobRef], replacedSize: Int64) {
         try db.transaction {
             let parent = try parentDirectory(of: path)
-            let existing = try entry(at: path)
+            let existing = try child(of: parent.id, named: path.name)
             if let existing, existing.isDir { throw DFSError.isADirectory("\(path) is a directory") }
             if let baseVersion, existing?.version != baseVersion {
                 throw DFSError.conflict(
@@ -317,7 +318,7 @@ final class Metadata: NamespaceQueries {
                     [.integer(fileId), .integer(version), .integer(server)])
             }
             try queueDeletions(replaced)
-            return (try entry(at: path)!, replaced, existing?.size ?? 0)
+            return (try child(of: parent.id, named: path.name)!, replaced, existing?.size ?? 0)
         }
     }
 
