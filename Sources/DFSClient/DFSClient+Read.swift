@@ -3,6 +3,7 @@ import Crypto
 import Curl
 import DFSProtocol
 import Foundation
+import Glibc
 
 extension DFSClient {
     /// Streams a file (or a byte range of it) into `sink`, verifying the whole file's sha256.
@@ -80,12 +81,25 @@ extension DFSClient {
     }
 
     /// Downloads a file to a local path: into a temp file beside it, renamed into place once verified.
+    ///
+    /// A destination that exists and is not a regular file (`/dev/null`, a FIFO, a terminal) is written in place
+    /// instead — never replaced — with bytes verified before the first one is written.
     @discardableResult
     public func get(_ path: String, toLocal localPath: String) throws -> EntryInfo {
+        if let mode = fileType(localPath), mode != S_IFREG {
+            guard mode != S_IFDIR else {
+                throw DFSClientError.io("\(localPath) is a directory: name the file to write")
+            }
+            guard let handle = FileHandle(forWritingAtPath: localPath) else {
+                throw DFSClientError.io("cannot open \(localPath) for writing")
+            }
+            defer { try? handle.close() }
+            return try read(path) { try handle.write(contentsOf: $0) }
+        }
         let temp = localPath + ".dfs-partial-\(ProcessInfo.processInfo.processIdentifier)"
-        guard FileManager.default.createFile(atPath: temp, contents: nil),
-            let handle = FileHandle(forWritingAtPath: temp)
-        else { throw DFSClientError.io("cannot create \(temp)") }
+        let fd = Glibc.open(temp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw DFSClientError.io("cannot create \(temp)") }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         do {
             // No fsync: a download is a copy (like curl -o); the rename only makes it appear whole. A bad replica
             // mid-way restarts the temp file from the next one.
@@ -288,6 +302,13 @@ extension DFSClient {
         let report = ProblemReport(fileId: fileId, version: version, fileServerId: replica.fileServerId, problem: problem)
         _ = try? transport.call("POST", "/reports", body: report, as: OKResponse.self)
     }
+}
+
+/// The type bits (`S_IFREG`, `S_IFCHR`…) of what `path` names, following symlinks; nil when nothing is there.
+private func fileType(_ path: String) -> mode_t? {
+    var status = stat()
+    guard stat(path, &status) == 0 else { return nil }
+    return status.st_mode & S_IFMT
 }
 
 /// A private temp file, removed when done.

@@ -94,6 +94,22 @@ import Testing
         let downloaded = cluster.tempPath("downloaded.txt")
         #expect(try dfs(cluster, ["get", "/docs/hello.txt", downloaded]).status == 0)
         #expect(try String(contentsOfFile: downloaded, encoding: .utf8) == "hello, dfs\n")
+        // A destination that is not a regular file (a FIFO here, /dev/null alike) is written into, never replaced.
+        let fifo = cluster.tempPath("get.fifo")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let reader = Process()
+        reader.executableURL = URL(fileURLWithPath: "/bin/sh")
+        reader.arguments = ["-c", "cat \"$0\" > \"$0.out\"", fifo]
+        let readerDone = DispatchSemaphore(value: 0)
+        reader.terminationHandler = { _ in readerDone.signal() }
+        try reader.run()
+        #expect(try dfs(cluster, ["get", "/docs/hello.txt", fifo], timeout: 30).status == 0)
+        if readerDone.wait(timeout: .now() + 10) == .timedOut {
+            reader.terminate()  // nobody wrote into the FIFO
+            Issue.record("dfs get did not write into the FIFO")
+        }
+        #expect(try String(contentsOfFile: fifo + ".out", encoding: .utf8) == "hello, dfs\n")
+        #expect(isFIFO(fifo), "the FIFO is still a FIFO")
 
         #expect(try dfs(cluster, ["mv", "/docs/hello.txt", "/docs/sub/renamed.txt"]).status == 0)
         #expect(try dfs(cluster, ["cat", "/docs/sub/renamed.txt"]).stdout == "hello, dfs\n")
@@ -247,4 +263,10 @@ import Testing
             #expect(peak < limit, "dfs \(name) peak RSS \(peak >> 20) MiB")
         }
     }
+}
+
+/// Whether `path` is a FIFO itself (not followed if a symlink).
+private func isFIFO(_ path: String) -> Bool {
+    var info = stat()
+    return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFIFO
 }
