@@ -488,8 +488,9 @@ final class MetadataReader: NamespaceQueries {
 
     /// Runs `body` in one read transaction: every query in it sees the same commit.
     func snapshot<T>(_ body: () throws -> T) throws -> T {
-        try db.execute("BEGIN")
-        defer { try? db.execute("COMMIT") }
+        // Prepared once and kept (`run` caches statements), unlike `execute`, which parses its text every time.
+        try db.run("BEGIN")
+        defer { try? db.run("COMMIT") }
         return try body()
     }
 }

@@ -22,6 +22,7 @@ public final class GroupFlush: Sendable {
         var noted: UInt64 = 0
         var durable: UInt64 = 0
         var flushing = false
+        var flushes: UInt64 = 0
         /// The last failed flush: every ticket up to `upTo` gets its error.
         var failure: (upTo: UInt64, message: String)?
     }
@@ -48,6 +49,9 @@ public final class GroupFlush: Sendable {
         let fd = state.withLock { $0.fd }
         if fd >= 0 { close(fd) }
     }
+
+    /// How many flushes ran (each covering every change noted before it began).
+    public var flushCount: UInt64 { state.withLock { $0.flushes } }
 
     /// Notes a change that has just been made; the ticket for `waitDurable`.
     public func changed() -> UInt64 {
@@ -83,6 +87,7 @@ public final class GroupFlush: Sendable {
                 state.withLock { state in
                     state.fd = fd
                     state.flushing = false
+                    state.flushes += 1
                     if let error {
                         state.failure = (target, error)
                     } else {

@@ -3,6 +3,7 @@ import DirectoryServer
 import FileServer
 import Foundation
 import ServerKit
+import Synchronization
 import Testing
 
 @Suite struct ConfigFileTests {
@@ -162,5 +163,43 @@ import Testing
         let config = try FileServerConfig(try ConfigFile(contentsOf: path, allowedKeys: FileServerConfig.keys))
         #expect(config.listen.port == UInt16(5000 + index))
         #expect(config.directory == "http://127.0.0.1:5000" && config.publicURL.isEmpty)
+    }
+}
+
+/// Group commit: every waiter returns only after a flush that began after its change, and waiters share flushes.
+@Suite struct GroupFlushTests {
+    @Test func concurrentChangesShareFlushesAndAllBecomeDurable() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("dfs-flush-\(UUID().uuidString)").path
+        #expect(FileManager.default.createFile(atPath: path, contents: Data("x".utf8)))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let flush = GroupFlush(path: path, dataOnly: true)
+        let threads = 16
+        let rounds = 10
+        for round in 1...rounds {
+            // Sixteen changes, then sixteen waiters at once: the first waiter's flush covers every change noted
+            // before it began, so each round costs exactly one flush.
+            let tickets = (0..<threads).map { _ in flush.changed() }
+            let group = DispatchGroup()
+            let failures = Mutex(0)
+            for ticket in tickets {
+                group.enter()
+                Thread.detachNewThread {
+                    defer { group.leave() }
+                    do { try flush.waitDurable(ticket) } catch { failures.withLock { $0 += 1 } }
+                }
+            }
+            #expect(group.wait(timeout: .now() + 30) == .success)
+            #expect(failures.withLock { $0 } == 0)
+            #expect(flush.flushCount == UInt64(round), "round \(round): one flush for \(threads) waiters")
+        }
+        // A change noted after the last flush is not durable until another flush runs.
+        try flush.waitDurable(flush.changed())
+        #expect(flush.flushCount == UInt64(rounds + 1))
+    }
+
+    @Test func aPathThatCannotBeOpenedFailsEveryWaiter() {
+        let flush = GroupFlush(path: "/nonexistent/dfs-\(UUID().uuidString)", dataOnly: false)
+        #expect(throws: GroupFlush.FlushError.self) { try flush.waitDurable(flush.changed()) }
+        #expect(throws: GroupFlush.FlushError.self) { try flush.waitDurable(flush.changed()) }
     }
 }

@@ -199,9 +199,15 @@ import Testing
         for index in 2..<20 {
             #expect(String(decoding: try after.read("/keep/\(index)"), as: UTF8.self) == "value \(index)")
         }
-        // And the cluster still takes writes.
-        try after.write("/keep/new", data: Data("new".utf8))
+        // And the cluster still takes writes, with ids above every id handed out before the crash (ids come from
+        // memory and are reserved on disk in blocks: a restart must continue above the reservation).
+        let before = try (2..<20).map { try after.stat("/keep/\($0)") }
+        let created = try after.write("/keep/new", data: Data("new".utf8))
         #expect(try after.read("/keep/new") == Data("new".utf8))
+        let highest = before.flatMap { [$0.fileId ?? 0, $0.version ?? 0] }.max() ?? 0
+        #expect((created.fileId ?? 0) > highest && (created.version ?? 0) > highest)
+        let rewritten = try after.write("/keep/2", data: Data("again".utf8))
+        #expect(rewritten.fileId == before[0].fileId && (rewritten.version ?? 0) > (created.version ?? 0))
     }
 }
 
