@@ -3,6 +3,8 @@ internal import CSQLite
 extension Database {
     /// Runs `body` in a transaction: `BEGIN IMMEDIATE`, then `COMMIT`, or `ROLLBACK` if `body` (or the commit) throws.
     ///
+    /// BEGIN and COMMIT are prepared once and kept, like every `run` statement (`execute` parses its text each time).
+    ///
     /// `IMMEDIATE` takes the write lock up front, so a concurrent writer waits for the busy timeout at BEGIN
     /// instead of failing with SQLITE_BUSY in the middle. Called inside another transaction (nested, or after a
     /// manual `BEGIN`), it uses a savepoint instead: a throw then undoes only this inner part.
@@ -13,13 +15,13 @@ extension Database {
         if sqlite3_get_autocommit(handle) == 0 {
             return try savepoint(body)
         }
-        try execute("BEGIN IMMEDIATE")
+        try run("BEGIN IMMEDIATE")
         transactionDepth += 1
         defer { transactionDepth -= 1 }
         let value: T
         do {
             value = try body()
-            try execute("COMMIT")
+            try run("COMMIT")
         } catch {
             rollbackIfActive()
             throw error
