@@ -70,6 +70,8 @@ public final class Directory: Sendable {
             State(
                 meta: meta, servers: servers, lastHeartbeatMs: servers.mapValues { _ in now }, stored: stored,
                 inflight: inflight))
+        // The new epoch (and any upgrade) must be on disk before a lock token of this run is handed out.
+        try durability.waitDurable(durability.changed())
     }
 
     /// Runs `body` under the state lock; if it changed the metadata, waits (after the lock is released, sharing
