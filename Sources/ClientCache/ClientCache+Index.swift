@@ -81,7 +81,8 @@ extension ClientCache {
     // MARK: Maintenance
 
     public func stats() throws -> CacheStats {
-        try db.withLock { db in
+        try flush()
+        return try db.withLock { db in
             try db.transaction {
                 CacheStats(
                     entries: try db.query("SELECT COUNT(*) FROM entries").first?.int(0) ?? 0,
@@ -93,6 +94,7 @@ extension ClientCache {
 
     /// Drops every entry, the attribute cache and the counters.
     public func clear() throws {
+        try flush()
         let keys = try db.withLock { db in
             try db.transaction {
                 let keys = try db.query("SELECT file_id, version FROM entries WHERE data IS NULL").map {

@@ -75,6 +75,7 @@ import Testing
         let cache = try ClientCache(directory: root, maxBytes: 1 << 20)
         let data = Data(repeating: 0x41, count: 1000)
         try cache.store(fileId: 1, version: 1, sha256: sha(data), data: data)
+        try cache.flush()  // into the index, where the bytes get damaged
         var flipped = data
         flipped[10] = 0x42
         try index().run("UPDATE entries SET data = ? WHERE file_id = 1", [.blob(flipped)])
@@ -98,6 +99,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: root) }
         let cache = try ClientCache(directory: root, maxBytes: 250_000)
         func expectTotal(_ expected: Int64, _ note: Comment) throws {
+            try cache.flush()
             let summed = try index().query("SELECT COALESCE(SUM(size), 0) FROM entries").first?.int(0)
             #expect(try cache.stats().bytes == expected, note)
             #expect(summed == expected, note)
@@ -153,7 +155,38 @@ import Testing
         #expect(try index().query("PRAGMA user_version").first?.int(0) ?? 0 > 0)
 
         // Reopening the current layout keeps what is there.
+        try cache.flush()
         let reopened = try ClientCache(directory: root, maxBytes: 1 << 20)
         #expect(bytes(reopened.lookup(fileId: 1, version: 1, sha256: sha(data))) == data)
+    }
+
+    @Test func smallFillsAreWrittenBehindAndFlushedTogether() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let data = (0..<10).map { Data("entry \($0)".utf8) }
+        do {
+            let cache = try ClientCache(directory: root, maxBytes: 1 << 20)
+            for (index, entry) in data.enumerated() {
+                try cache.store(fileId: Int64(index), version: 1, sha256: sha(entry), data: entry, countingMiss: true)
+            }
+            // Its own lookups see queued entries at once; another user of the directory only after a flush.
+            #expect(bytes(cache.lookup(fileId: 3, version: 1, sha256: sha(data[3]))) == data[3])
+            let other = try ClientCache(directory: root, maxBytes: 1 << 20)
+            #expect(other.lookup(fileId: 3, version: 1, sha256: sha(data[3])) == nil)
+            #expect(try index().query("SELECT COUNT(*) FROM entries").first?.int(0) == 0, "nothing written yet")
+        }  // released: the queue is flushed
+        #expect(try index().query("SELECT COUNT(*) FROM entries").first?.int(0) == 10)
+        let reopened = try ClientCache(directory: root, maxBytes: 1 << 20)
+        for (index, expected) in data.enumerated() {
+            #expect(bytes(reopened.lookup(fileId: Int64(index), version: 1, sha256: sha(expected))) == expected)
+        }
+        let stats = try reopened.stats()
+        #expect(stats.entries == 10 && stats.misses == 10 && stats.hits == 11)
+
+        // A full queue is written without waiting for anything else.
+        for index in 0..<ClientCache.pendingEntries {
+            let entry = Data("more \(index)".utf8)
+            try reopened.store(fileId: 100 + Int64(index), version: 1, sha256: sha(entry), data: entry)
+        }
+        #expect(try index().query("SELECT COUNT(*) FROM entries").first?.int(0) == 10 + Int64(ClientCache.pendingEntries))
     }
 }
