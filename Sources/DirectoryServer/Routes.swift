@@ -105,8 +105,11 @@ enum DirectoryRoutes {
             throw DFSError.unauthorized(
                 "this request changes state and needs 'Authorization: Bearer <token>' (from POST /register_client)")
         }
-        let token = header.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces)
-        guard let id = directory.secret.clientTokens.clientId(from: token) else {
+        // Trimmed by hand: Foundation's trimmingCharacters showed in the profile of every state-changing request.
+        var token = header.dropFirst("bearer ".count)
+        while token.first == " " || token.first == "\t" { token.removeFirst() }
+        while token.last == " " || token.last == "\t" { token.removeLast() }
+        guard let id = directory.secret.clientTokens.clientId(from: String(token)) else {
             throw DFSError.unauthorized("the bearer token is not valid for this cluster")
         }
         if let claimed, claimed != id {
