@@ -36,6 +36,13 @@ struct JSONWriter {
 
     mutating func number(_ value: Int64) { bytes.append(contentsOf: String(value).utf8) }
 
+    /// `,"key":value`, or nothing for nil (a nil field is left out, as the Codable encoder does).
+    mutating func member(_ key: StaticString, _ value: Int64?) {
+        guard let value else { return }
+        self.key(key)
+        number(value)
+    }
+
     /// `,"key":` (or without the comma for the first member).
     mutating func key(_ key: StaticString, first: Bool = false) {
         if !first { bytes.append(0x2C) }
@@ -88,18 +95,9 @@ extension EntryInfo {
         out.string(type)
         out.key("mtime_ms")
         out.number(mtimeMs)
-        if let fileId {
-            out.key("file_id")
-            out.number(fileId)
-        }
-        if let version {
-            out.key("version")
-            out.number(version)
-        }
-        if let size {
-            out.key("size")
-            out.number(size)
-        }
+        out.member("file_id", fileId)
+        out.member("version", version)
+        out.member("size", size)
         if let sha256 {
             out.key("sha256")
             out.string(sha256)
@@ -118,10 +116,7 @@ extension EntryInfo {
             }
             out.raw("]")
         }
-        if let writeLockedBy {
-            out.key("write_locked_by")
-            out.number(writeLockedBy)
-        }
+        out.member("write_locked_by", writeLockedBy)
         out.raw("}")
     }
 }
