@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <malloc.h>
 
 /// Fixed-arity MHD_start_daemon(..., options, MHD_OPTION_END): variadic, so Swift can't call it (exact C types here).
 /// The HTTPS options are left out when `tls_cert_pem` is NULL: without MHD_USE_TLS, MHD logs an error for them.
@@ -59,6 +60,11 @@ static inline const union MHD_DaemonInfo *dfs_mhd_get_daemon_info(
 static inline const union MHD_ConnectionInfo *dfs_mhd_get_connection_info(
     struct MHD_Connection *connection, enum MHD_ConnectionInfoType info_type) {
     return MHD_get_connection_info(connection, info_type);
+}
+
+/// glibc's mallopt(M_ARENA_MAX, n): Swift's Glibc module does not import <malloc.h>.
+static inline int dfs_limit_malloc_arenas(int arenas) {
+    return mallopt(M_ARENA_MAX, arenas);
 }
 
 #endif
