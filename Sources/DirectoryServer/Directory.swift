@@ -45,6 +45,11 @@ public final class Directory: Sendable {
     /// The locking service; writes consult it for fencing.
     public let locks: LockService
     let state: Locked<State>
+    /// Moves on (under the state lock, after the commit) with every change to the metadata.
+    private let generation = Atomic<UInt64>(0)
+    /// Recent `stat` answers, valid while the generation they were read at is current: a read-mostly namespace
+    /// (HDFS keeps all of it in memory) answers repeated stats without SQLite.
+    private let statCache = Locked<[String: CachedStat]>([:])
     /// Where `Metadata` keeps its database, also opened read-only by `reading`.
     private let metadataPath: String
     /// Flushes the metadata's commits, outside `state`'s lock, shared by concurrent requests.
@@ -81,7 +86,10 @@ public final class Directory: Sendable {
         let (value, ticket) = try state.withLock { state -> (T, UInt64?) in
             let before = state.meta.totalChanges
             let value = try body(&state)
-            return (value, state.meta.totalChanges != before ? durability.changed() : nil)
+            guard state.meta.totalChanges != before else { return (value, nil) }
+            // After the commit, before anyone can see the change answered: `stat` drops what it cached.
+            generation.add(1, ordering: .releasing)
+            return (value, durability.changed())
         }
         if let ticket { try durability.waitDurable(ticket) }
         return value
@@ -148,12 +156,33 @@ public final class Directory: Sendable {
     // MARK: Namespace
 
     func stat(_ path: DFSPath) throws -> EntryInfo {
+        let key = path.description
+        // Read before the lookup: a change committed meanwhile moves the generation on, so what is read here can
+        // only be cached under a generation that is already gone — never served stale.
+        let current = generation.load(ordering: .acquiring)
+        if let hit = statCache.withLock({ $0[key] }), hit.generation == current {
+            return entryInfo(hit.row, path: key, name: path.name, replicaIds: hit.replicas)
+        }
         let (row, replicaIds) = try reading { reader in
             guard let row = try reader.entry(at: path) else { throw DFSError.notFound("\(path) does not exist") }
             return (row, try Self.replicaIds(of: row, reader))
         }
-        return entryInfo(row, path: path.description, name: path.name, replicaIds: replicaIds)
+        statCache.withLock { cache in
+            if cache.count >= Self.statCacheEntries { cache.removeAll(keepingCapacity: true) }
+            cache[key] = CachedStat(generation: current, row: row, replicas: replicaIds)
+        }
+        return entryInfo(row, path: key, name: path.name, replicaIds: replicaIds)
     }
+
+    /// A `stat` as read from the metadata, and the generation it is valid for.
+    struct CachedStat: Sendable {
+        var generation: UInt64
+        var row: EntryRow
+        var replicas: [Int64]?
+    }
+
+    /// The most paths `statCache` keeps (it is emptied when full).
+    static let statCacheEntries = 4096
 
     /// One page of a directory's entries (the entry itself for a file): up to `limit` names after `after`.
     func list(_ path: DFSPath, after: String? = nil, limit: Int = ListResponse.defaultLimit) throws -> ListResponse {

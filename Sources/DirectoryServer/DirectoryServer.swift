@@ -18,7 +18,7 @@ public final class DirectoryServer: Sendable {
         let router = Router(
             routes: DirectoryRoutes.routes(directory), logger: logger, maxHeaderBytes: config.server.maxHeaderBytes)
         self.directory = directory
-        self.http = try HTTPServer(options: try config.server.httpOptions(listen: config.listen)) { request in
+        self.http = try HTTPServer(options: try config.server.httpOptions(listen: config.listen, bodyChunkBytes: 8 << 10)) { request in
             router.handle(request)
         }
         self.maintenance = Maintenance(directory: directory, logger: logger)

@@ -4,7 +4,7 @@ import SQLite
 import ServerKit
 
 /// One namespace row.
-struct EntryRow: Equatable {
+struct EntryRow: Equatable, Sendable {
     var id: Int64
     var parent: Int64
     var name: String

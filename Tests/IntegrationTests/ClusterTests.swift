@@ -57,6 +57,26 @@ import Testing
         #expect(try dfs.list("/").map(\.name) == ["docs"])
     }
 
+    @Test func statSeesEveryChangeAtOnce() throws {
+        // The directory answers repeated stats from memory while nothing changes: every kind of change must show.
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        try dfs.write("/s", data: Data("one".utf8))
+        let first = try dfs.stat("/s")
+        #expect(try dfs.stat("/s") == first, "unchanged: the same answer")
+        try dfs.write("/s", data: Data("two!".utf8))
+        let second = try dfs.stat("/s")
+        #expect(second.version != first.version && second.size == 4)
+        try dfs.move("/s", to: "/t")
+        #expect(throws: DFSClientError.self) { try dfs.stat("/s") }
+        #expect(try dfs.stat("/t").version == second.version)
+        try dfs.mkdir("/s")
+        #expect(try dfs.stat("/s").type == "dir")
+        try dfs.remove("/t")
+        #expect(throws: DFSClientError.self) { try dfs.stat("/t") }
+    }
+
     @Test func listingsComeInPagesWithACursor() throws {
         let cluster = try TestCluster(fileServers: 1)
         defer { cluster.shutdown() }
