@@ -4,11 +4,12 @@ import MicroHTTPD
 extension ServerSettings {
     /// The HTTP server options these settings ask for, listening on `listen`.
     ///
-    /// Each connection gets a memory pool of twice `bodyChunkBytes` plus twice `max_header_bytes` (at least 32 KiB). Keep it small where bodies are small: libmicrohttpd zeroes the pool between the requests of a
+    /// Each connection gets a memory pool of twice `bodyChunkBytes` plus twice `max_header_bytes` (at least
+    /// 32 KiB). Keep it small where bodies are small: libmicrohttpd zeroes the pool between the requests of a
     /// kept-alive connection, so a 1 MiB pool costs a 1 MiB memset per request. Measured with wrk (16 connections):
     /// a 4 KiB file-server GET went from 6,900 req/s with a 2 MiB pool to 20,600 with 544 KiB and 32,800 with
-    /// 96 KiB, and the directory's `/health` from 34,000 to 80,000 req/s (1 MiB → 64 KiB). File servers take
-    /// 128 KiB chunks (see `FileServer.bodyChunkBytes`).
+    /// 96 KiB, and the directory's `/health` from 34,000 to 80,000 req/s (1 MiB → 64 KiB). The directory takes
+    /// 8 KiB chunks (its bodies are small JSON), file servers 128 KiB (see `FileServer.bodyChunkBytes`).
     /// - Parameter bodyChunkBytes: the upload chunk size wanted.
     /// - Throws: `ConfigError` when a TLS file cannot be read.
     public func httpOptions(listen: ListenAddress, bodyChunkBytes: Int = 32 << 10) throws(ConfigError) -> ServerOptions
