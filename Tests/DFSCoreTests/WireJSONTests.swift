@@ -29,4 +29,32 @@ import Testing
             #expect(try WireJSON.decode(EntryInfo.self, from: entry.encodedJSON()) == entry)
         }
     }
+
+    @Test func writeTicketsAndUploadResultsRoundTrip() throws {
+        let lock = LockInfo(lockId: 9, path: "/a \"b\"", clientId: 3, mode: "write", token: 1 << 40, expiresInMs: 30000)
+        let targets = [
+            UploadTarget(fileServerId: 1, url: "http://127.0.0.1:5001", ticket: "123.abc"),
+            UploadTarget(fileServerId: 2, url: "https://[::1]:5002", ticket: "456.def"),
+        ]
+        for ticket in [
+            WriteTicket(path: "/d/é", fileId: 18, version: 19, baseVersion: 7, targets: targets, lockToken: 5, lock: lock),
+            WriteTicket(path: "/x", fileId: 1, version: 2, baseVersion: nil, targets: []),
+        ] {
+            let decoded = try WireJSON.decode(WriteTicket.self, from: ticket.encodedJSON())
+            #expect(decoded.path == ticket.path && decoded.fileId == ticket.fileId && decoded.version == ticket.version)
+            #expect(decoded.baseVersion == ticket.baseVersion && decoded.targets == ticket.targets)
+            #expect(decoded.lockToken == ticket.lockToken && decoded.lock == ticket.lock)
+        }
+        let downstream = UploadResult(fileServerId: 2, fileId: 18, version: 19, size: 4096, sha256: "ab", receipt: "r2")
+        for result in [
+            UploadResult(fileServerId: 1, fileId: 18, version: 19, size: 4096, sha256: "ab", receipt: "r1"),
+            UploadResult(
+                fileServerId: 1, fileId: 18, version: 19, size: 4096, sha256: "ab", receipt: "r1", replicas: [downstream]),
+        ] {
+            let decoded = try WireJSON.decode(UploadResult.self, from: result.encodedJSON())
+            #expect(decoded.all.map(\.receipt) == result.all.map(\.receipt))
+            #expect(decoded.all.map(\.fileServerId) == result.all.map(\.fileServerId))
+            #expect(decoded.size == result.size && decoded.sha256 == result.sha256 && decoded.version == result.version)
+        }
+    }
 }
