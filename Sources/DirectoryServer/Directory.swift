@@ -224,17 +224,9 @@ public final class Directory: Sendable {
         return try reader.replicas(fileId: fileId, version: version)
     }
 
-    /// An entry as answered, with the URLs of the servers holding copies (nil `replicaIds`: none listed, as in a
-    /// listing, which has no sha256 either).
+    /// `entryInfo`, outside the state lock (it takes the lock only to look up the servers' URLs).
     private func entryInfo(_ row: EntryRow, path: String, name: String, replicaIds: [Int64]?) -> EntryInfo {
-        let replicas = replicaIds.map { ids in
-            state.withLock { state in
-                ids.compactMap { id in state.servers[id].map { Replica(fileServerId: id, url: $0.url) } }
-            }
-        }
-        return EntryInfo(
-            path: path, name: name, type: row.isDir ? "dir" : "file", mtimeMs: row.mtimeMs, fileId: row.fileId,
-            version: row.version, size: row.size, sha256: replicaIds == nil ? nil : row.sha256, replicas: replicas)
+        Self.entryInfo(row, path: path, name: name, replicaIds: replicaIds, servers: state.withLock { $0.servers })
     }
 
     func mkdir(_ path: DFSPath, parents: Bool) throws -> EntryInfo {
@@ -407,24 +399,27 @@ public final class Directory: Sendable {
 
     // MARK: Conversion
 
+    /// `entryInfo` under the state lock, the copies read on the writer's connection.
     private func info(_ row: EntryRow, path: DFSPath, _ state: State) throws -> EntryInfo {
-        try info(row, path: path.description, name: path.name, state)
+        var replicaIds: [Int64]?
+        if let fileId = row.fileId, let version = row.version {
+            replicaIds = try state.meta.replicas(fileId: fileId, version: version)
+        }
+        return Self.entryInfo(
+            row, path: path.description, name: path.name, replicaIds: replicaIds, servers: state.servers)
     }
 
-    /// - Parameter listing: a directory listing's entry: no replicas and no sha256 (ask `stat` for those).
-    private func info(
-        _ row: EntryRow, path: String, name: String, _ state: State, listing: Bool = false
-    ) throws -> EntryInfo {
-        var replicas: [Replica]?
-        if !listing, let fileId = row.fileId, let version = row.version {
-            replicas = try state.meta.replicas(fileId: fileId, version: version).compactMap { id in
-                state.servers[id].map { Replica(fileServerId: id, url: $0.url) }
-            }
+    /// An entry as answered, with the URLs of the servers holding copies; with nil `replicaIds` (a directory, or an
+    /// entry of a listing) it carries neither replicas nor a sha256 (`stat` gives those).
+    private static func entryInfo(
+        _ row: EntryRow, path: String, name: String, replicaIds: [Int64]?, servers: [Int64: FileServerRow]
+    ) -> EntryInfo {
+        let replicas = replicaIds.map { ids in
+            ids.compactMap { id in servers[id].map { Replica(fileServerId: id, url: $0.url) } }
         }
         return EntryInfo(
-            path: path, name: name, type: row.isDir ? "dir" : "file", mtimeMs: row.mtimeMs,
-            fileId: row.fileId, version: row.version, size: row.size, sha256: listing ? nil : row.sha256,
-            replicas: replicas)
+            path: path, name: name, type: row.isDir ? "dir" : "file", mtimeMs: row.mtimeMs, fileId: row.fileId,
+            version: row.version, size: row.size, sha256: replicaIds == nil ? nil : row.sha256, replicas: replicas)
     }
 }
 
