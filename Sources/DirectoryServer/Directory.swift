@@ -50,8 +50,10 @@ public final class Directory: Sendable {
     /// Recent `stat` answers, valid while the generation they were read at is current: a read-mostly namespace
     /// (HDFS keeps all of it in memory) answers repeated stats without SQLite.
     private let statCache = Locked<[String: CachedStat]>([:])
-    /// Where `Metadata` keeps its database, also opened read-only by `reading`.
+    /// Where `Metadata` keeps its database, also opened read-only by `reading`, which keeps each thread's reader
+    /// under `readerKey` in the thread's dictionary.
     private let metadataPath: String
+    private let readerKey: String
     /// Flushes the metadata's commits, outside `state`'s lock, shared by concurrent requests.
     let durability: GroupFlush
 
@@ -60,6 +62,7 @@ public final class Directory: Sendable {
         self.logger = logger
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
         metadataPath = config.dataDir + "/metadata.sqlite3"
+        readerKey = "dfs.metadata-reader:" + metadataPath
         let meta = try Metadata(path: metadataPath)
         locks = LockService(
             tokenBase: try meta.nextEpoch() << 32, defaultLeaseMs: config.lockLeaseMs, maxWaitMs: config.lockMaxWaitMs,
@@ -208,7 +211,7 @@ public final class Directory: Sendable {
     /// Runs read-only lookups outside the state lock, in one snapshot, on the calling thread's own reader
     /// connection (each HTTP worker thread opens one on first use and keeps it).
     private func reading<T>(_ body: (MetadataReader) throws -> T) throws -> T {
-        let key = "dfs.metadata-reader:" + metadataPath
+        let key = readerKey
         let reader: MetadataReader
         if let known = Thread.current.threadDictionary[key] as? MetadataReader {
             reader = known
