@@ -9,6 +9,13 @@ struct JSONWriter {
 
     init(capacity: Int) { bytes.reserveCapacity(capacity) }
 
+    /// One document: `body` writes it into a fresh writer.
+    static func document(capacity: Int = 512, _ body: (inout JSONWriter) -> Void) -> Data {
+        var out = JSONWriter(capacity: capacity)
+        body(&out)
+        return Data(out.bytes)
+    }
+
     mutating func raw(_ text: StaticString) {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
@@ -85,9 +92,7 @@ extension ListResponse: FastEncodable {
 extension EntryInfo: FastEncodable {
     /// The wire JSON of this entry (see `JSONWriter`): `GET /stat` answers one on every read.
     public func encodedJSON() -> Data {
-        var out = JSONWriter(capacity: 512)
-        write(to: &out)
-        return Data(out.bytes)
+        JSONWriter.document { write(to: &$0) }
     }
 
     fileprivate func write(to out: inout JSONWriter) {
@@ -178,9 +183,7 @@ extension WriteTicket: FastEncodable {
 extension UploadResult: FastEncodable {
     /// The wire JSON of this result (see `JSONWriter`): a file server answers one per upload.
     public func encodedJSON() -> Data {
-        var out = JSONWriter(capacity: 512)
-        write(to: &out)
-        return Data(out.bytes)
+        JSONWriter.document { write(to: &$0) }
     }
 
     fileprivate func write(to out: inout JSONWriter) {
