@@ -13,7 +13,7 @@ enum DirectoryRoutes {
             .simple("GET", "/register_client") { _, _ in .json(try directory.registerClient()) },
             Route("POST", "/register_client") { _, _ in
                 // The seed system took no body; any body is ignored.
-                .collectBody(limit: 1 << 16, tooLarge: .error(.tooLarge("body too large"))) { _ in
+                .collectBody(limit: 1 << 16, tooLarge: { .error(.tooLarge("body too large")) }) { _ in
                     Router.answer { .json(try directory.registerClient()) }
                 }
             },

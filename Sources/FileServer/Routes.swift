@@ -16,7 +16,7 @@ enum FileServerRoutes {
             Route("POST", "/replicate") { request, _ in
                 // The cluster token is checked before the body is read, so strangers get 401 whatever they send.
                 try service.requireClusterToken(request, "replication")
-                return .collectBody(limit: 1 << 20, tooLarge: .error(.tooLarge("request body is larger than 1 MiB"))) {
+                return .collectBody(limit: 1 << 20, tooLarge: { .error(.tooLarge("request body is larger than 1 MiB")) }) {
                     data in
                     Router.answer {
                         guard !data.isEmpty else { throw DFSError.badRequest("a JSON body is required") }
@@ -31,7 +31,7 @@ enum FileServerRoutes {
             .simple("GET", "/scrub") { _, _ in .json(service.scrubber.status) },
             Route("POST", "/verify") { request, _ in
                 try service.requireClusterToken(request, "verification")
-                return .collectBody(limit: 1 << 16, tooLarge: .error(.tooLarge("request body is larger than 64 KiB"))) {
+                return .collectBody(limit: 1 << 16, tooLarge: { .error(.tooLarge("request body is larger than 64 KiB")) }) {
                     data in
                     Router.answer {
                         guard let order = try? WireJSON.decode(VerifyRequest.self, from: data) else {

@@ -44,7 +44,7 @@ let requestCompleted: MHD_RequestCompletedCallback = { context, connection, requ
 final class Connection {
     private enum Phase {
         case discarding(Response)
-        case collecting(limit: Int, tooLarge: Response, then: (Data) -> Disposition, body: Data)
+        case collecting(limit: Int, tooLarge: () -> Response, then: (Data) -> Disposition, body: Data)
         case streaming(BodyConsumer)
         case suspending(park: (Suspension) -> Void)
         case parked(Suspension)
@@ -82,9 +82,9 @@ final class Connection {
         else { return .YES }
         let expect = MHD_lookup_connection_value(connection, .HEADER_KIND, "Expect").map { String(cString: $0) }
         if expect?.lowercased() == "100-continue" || length > Self.maxDiscardedBody {
-            return answer(tooLarge, connection)
+            return answer(tooLarge(), connection)
         }
-        phase = .discarding(tooLarge)
+        phase = .discarding(tooLarge())
         return .YES
     }
 
@@ -99,7 +99,7 @@ final class Connection {
             guard body.count + size <= limit else {
                 // Answering mid-body would make MHD close a socket with unread data (an RST that can destroy the
                 // response before the client reads it), so the rest of the body is discarded first.
-                phase = .discarding(tooLarge)
+                phase = .discarding(tooLarge())
                 return .YES
             }
             phase = .answered  // drop the reference so the append below does not copy the buffer
@@ -121,9 +121,8 @@ final class Connection {
         switch phase {
         case .discarding(let response):
             return answer(response, connection)
-        case .collecting(_, let tooLarge, let then, let body):
+        case .collecting(_, _, let then, let body):
             phase = .answered
-            tooLarge.discard()
             switch then(body) {
             case .respond(let response):
                 return answer(response, connection)
@@ -156,8 +155,8 @@ final class Connection {
         switch phase {
         case .discarding(let response):
             response.discard()
-        case .collecting(_, let tooLarge, _, _):
-            tooLarge.discard()
+        case .collecting:
+            break
         case .streaming(let consumer):
             consumer.cancel()
         case .suspending, .parked, .answered:

@@ -35,7 +35,7 @@ public struct Route: Sendable {
         _ handler: @escaping @Sendable (Request, PathParameters, Body) throws -> Disposition
     ) -> Route {
         Route(method, pattern) { request, params in
-            .collectBodyThen(limit: limit, tooLarge: .error(.tooLarge("request body is larger than \(limit) bytes"))) {
+            .collectBodyThen(limit: limit, tooLarge: { .error(.tooLarge("request body is larger than \(limit) bytes")) }) {
                 data in
                 do {
                     return try handler(request, params, try decodeBody(Body.self, data))
@@ -63,7 +63,7 @@ public struct Route: Sendable {
         _ handler: @escaping @Sendable (Request, PathParameters, Body) throws -> Response
     ) -> Route {
         Route(method, pattern) { request, params in
-            .collectBody(limit: limit, tooLarge: .error(.tooLarge("request body is larger than \(limit) bytes"))) {
+            .collectBody(limit: limit, tooLarge: { .error(.tooLarge("request body is larger than \(limit) bytes")) }) {
                 data in
                 Router.answer { try handler(request, params, try decodeBody(Body.self, data)) }
             }

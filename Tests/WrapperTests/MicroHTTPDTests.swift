@@ -44,7 +44,7 @@ struct MicroHTTPDTests {
     @Test func collectBodyWithLimit() throws {
         let tooLarge = Response(status: 413, body: .data(Data("too large".utf8)))
         try withServer { request in
-            .collectBody(limit: 1000, tooLarge: tooLarge) { body in
+            .collectBody(limit: 1000, tooLarge: { tooLarge }) { body in
                 Response(status: 200, body: .data(Data("\(request.method) \(body.count) ".utf8) + body))
             }
         } body: { base in
