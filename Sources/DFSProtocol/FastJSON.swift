@@ -50,6 +50,20 @@ struct JSONWriter {
         number(value)
     }
 
+    /// `,"key":true|false`, or nothing for nil.
+    mutating func member(_ key: StaticString, _ value: Bool?) {
+        guard let value else { return }
+        self.key(key)
+        value ? raw("true") : raw("false")
+    }
+
+    /// `,"key":"value"`, or nothing for nil.
+    mutating func member(_ key: StaticString, _ value: String?) {
+        guard let value else { return }
+        self.key(key)
+        string(value)
+    }
+
     /// `,"key":` (or without the comma for the first member).
     mutating func key(_ key: StaticString, first: Bool = false) {
         if !first { bytes.append(0x2C) }
@@ -210,5 +224,73 @@ extension UploadResult: FastEncodable {
             out.raw("]")
         }
         out.raw("}")
+    }
+}
+
+extension WriteRequest: FastEncodable {
+    /// The wire JSON of this request (see `JSONWriter`): a client sends one per write.
+    public func encodedJSON() -> Data {
+        JSONWriter.document(capacity: 256) { out in
+            out.raw("{")
+            out.key("path", first: true)
+            out.string(path)
+            out.member("client_id", clientId)
+            out.member("size_hint", sizeHint)
+            out.member("lock_token", lockToken)
+            out.member("lock", lock)
+            out.raw("}")
+        }
+    }
+}
+
+extension CommitRequest: FastEncodable {
+    /// The wire JSON of this request (see `JSONWriter`): a client sends one per write.
+    public func encodedJSON() -> Data {
+        JSONWriter.document(capacity: 512) { out in
+            out.raw("{")
+            out.key("path", first: true)
+            out.string(path)
+            out.key("file_id")
+            out.number(fileId)
+            out.key("version")
+            out.number(version)
+            out.key("size")
+            out.number(size)
+            out.key("sha256")
+            out.string(sha256)
+            out.member("base_version", baseVersion)
+            out.key("receipts")
+            out.raw("[")
+            for (index, receipt) in receipts.enumerated() {
+                if index > 0 { out.raw(",") }
+                out.raw("{")
+                out.key("file_server_id", first: true)
+                out.number(receipt.fileServerId)
+                out.key("receipt")
+                out.string(receipt.receipt)
+                out.raw("}")
+            }
+            out.raw("]")
+            out.member("release_lock", releaseLock)
+            out.raw("}")
+        }
+    }
+}
+
+extension ErrorBody: FastEncodable {
+    /// The wire JSON of this error (see `JSONWriter`). Errors without lock holders (nearly all) are written by hand;
+    /// the rest go through the Codable encoder.
+    public func encodedJSON() -> Data {
+        guard error.holders == nil else { return (try? WireJSON.encodeCodable(self)) ?? Data() }
+        return JSONWriter.document(capacity: 128) { out in
+            out.raw("{")
+            out.key("error", first: true)
+            out.raw("{")
+            out.key("code", first: true)
+            out.string(error.code)
+            out.key("message")
+            out.string(error.message)
+            out.raw("}}")
+        }
     }
 }

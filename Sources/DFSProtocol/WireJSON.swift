@@ -33,8 +33,14 @@ public enum WireJSON {
         return decoder
     }()
 
-    /// Encodes a wire value as compact JSON with snake_case keys.
+    /// Encodes a wire value as compact JSON with snake_case keys (by hand for `FastEncodable` types).
     public static func encode<T: Encodable>(_ value: T) throws -> Data {
+        if let fast = value as? FastEncodable { return fast.encodedJSON() }
+        return try encodeCodable(value)
+    }
+
+    /// The same through `JSONEncoder` alone (what the hand-written encoders are checked against).
+    public static func encodeCodable<T: Encodable>(_ value: T) throws -> Data {
         try (T.self is WireKeys.Type ? literalEncoder : encoder).encode(value)
     }
 
@@ -46,8 +52,14 @@ public enum WireJSON {
     /// A decoder without key conversion, for types whose coding keys already are the snake_case wire names.
     private static let literalDecoder = JSONDecoder()
 
-    /// Decodes a wire value from JSON with snake_case keys.
+    /// Decodes a wire value from JSON with snake_case keys (by hand for `FastDecodable` types).
     public static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
+        if let fast = T.self as? FastDecodable.Type, let value = try fast.init(json: data) as? T { return value }
+        return try decodeCodable(type, from: data)
+    }
+
+    /// The same through `JSONDecoder` alone (what the hand-written decoders are checked against).
+    public static func decodeCodable<T: Decodable>(_ type: T.Type, from data: Data) throws -> T {
         try (T.self is WireKeys.Type ? literalDecoder : decoder).decode(type, from: data)
     }
 }
