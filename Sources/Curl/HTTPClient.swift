@@ -189,11 +189,12 @@ public final class HTTPClient {
         var lines = ["Expect:"]  // An empty value removes the header: no 100-continue round trip.
         var hasContentType = false
         for header in headers {
-            let text = header.name + header.value
-            guard !header.name.isEmpty, !text.contains(where: { $0.isNewline }), !header.name.contains(":") else {
+            guard !header.name.isEmpty, Self.isSafe(header.name), Self.isSafe(header.value),
+                !header.name.utf8.contains(UInt8(ascii: ":"))
+            else {
                 throw CurlError(CURLE_BAD_FUNCTION_ARGUMENT, detail: "invalid header \"\(header.name)\"")
             }
-            hasContentType = hasContentType || header.name.lowercased() == "content-type"
+            hasContentType = hasContentType || Self.isContentType(header.name)
             // "Name:" would remove the header; "Name;" is curl's syntax for sending it empty.
             lines.append(header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)")
         }
@@ -209,6 +210,19 @@ public final class HTTPClient {
             list = appended
         }
         return list
+    }
+
+    /// No line break of any kind (checked byte-wise for the usual printable ASCII; Character by Character, which was
+    /// 4% of a client's CPU, only otherwise).
+    private static func isSafe(_ text: String) -> Bool {
+        if text.utf8.allSatisfy({ ($0 >= 0x20 && $0 < 0x7F) || $0 == 0x09 }) { return true }
+        return !text.contains(where: { $0.isNewline })
+    }
+
+    private static func isContentType(_ name: String) -> Bool {
+        let wanted = "content-type".utf8
+        return name.utf8.count == wanted.count
+            && zip(name.utf8, wanted).allSatisfy { ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }
     }
 
     private static func milliseconds(_ seconds: Double) -> Int {
