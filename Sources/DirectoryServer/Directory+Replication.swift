@@ -38,6 +38,12 @@ extension Directory {
             let health = state.servers.keys.reduce(into: [Int64: Liveness]()) {
                 $0[$1] = liveness(state.lastHeartbeatMs[$1] ?? 0, now)
             }
+            if !state.replicationDirty, state.plannedLiveness == health, now < state.nextFullPlanMs {
+                return ([], [])
+            }
+            state.replicationDirty = false
+            state.plannedLiveness = nil
+            state.nextFullPlanMs = now + config.inventoryIntervalMs
             var jobs: [CopyJob] = []
             var extras: [ExtraCopy] = []
             var planned: [Int64: Int64] = [:]
@@ -73,6 +79,13 @@ extension Directory {
                         fileId: file.fileId, version: file.version, sha256: file.sha256, size: file.size,
                         sourceURL: sourceURL, target: target, targetURL: targetURL))
             }
+            // Nothing to do: skip the scan until something changes. Jobs mark the state dirty when they finish;
+            // a plan cut short by `limit` goes on at the next pass.
+            if jobs.isEmpty && extras.isEmpty {
+                state.plannedLiveness = health
+            } else if jobs.count >= limit {
+                state.replicationDirty = true
+            }
             return (jobs, extras)
         }
     }
@@ -81,6 +94,7 @@ extension Directory {
     func copyFinished(_ job: CopyJob, result: UploadResult?) throws {
         try withState { state in
             state.replicating["\(job.fileId).\(job.version)"] = nil
+            state.replicationDirty = true
             guard let result else { return }
             let detail = "\(job.target):\(job.size):\(job.sha256)"
             guard result.fileServerId == job.target, result.sha256 == job.sha256,
@@ -105,6 +119,7 @@ extension Directory {
             let had = try state.meta.replicas(fileId: fileId, version: version).contains(serverId)
             try state.meta.dropReplica(fileId: fileId, version: version, serverId: serverId, deleteBlob: deleteBlob)
             guard had else { return }
+            state.replicationDirty = true
             state.stored = try state.meta.storedLoad()
             state.copiesDropped += 1
         }
@@ -217,7 +232,10 @@ extension Directory {
                     adopted = true
                 }
             }
-            if adopted { state.stored = try state.meta.storedLoad() }
+            if adopted {
+                state.stored = try state.meta.storedLoad()
+                state.replicationDirty = true
+            }
             since = since.filter { candidates.contains($0.key) }
             for key in candidates where since[key] == nil { since[key] = now }
             let expired = since.filter { now - $0.value >= config.orphanGraceMs }.map(\.key)

@@ -28,6 +28,14 @@ public final class Directory: Sendable {
         /// Uploads begun and not yet committed, by version. Kept in memory only: after a restart their commits
         /// fail (the client writes again) and their blobs are orphans, deleted by the inventory check.
         var openWrites: [Int64: OpenWrite] = [:]
+        /// Something may have left a file with too few or too many copies since the replication planner last
+        /// scanned every file (a commit with fewer copies than `replicas`, a copy made, failed or dropped, a new
+        /// file server). The planner scans only then, when a server's liveness changed, or once per
+        /// `inventory_interval_ms`: a scan of every file every second held the state lock for a growing time.
+        var replicationDirty = true
+        /// The servers' liveness at the last scan that found nothing to do, and when the next full scan is due.
+        var plannedLiveness: [Int64: Liveness]?
+        var nextFullPlanMs: Int64 = 0
     }
 
     /// An upload that was begun and not yet committed.
@@ -41,6 +49,8 @@ public final class Directory: Sendable {
     }
 
     let config: DirectoryConfig
+    /// The cluster secret: authenticates servers, keys tickets and client tokens (its keys derived once, here).
+    let secret: ClusterSecret
     let logger: Logger
     /// The locking service; writes consult it for fencing.
     public let locks: LockService
@@ -59,6 +69,7 @@ public final class Directory: Sendable {
 
     public init(config: DirectoryConfig, logger: Logger) throws {
         self.config = config
+        self.secret = config.server.secret
         self.logger = logger
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
         metadataPath = config.dataDir + "/metadata.sqlite3"
@@ -100,9 +111,6 @@ public final class Directory: Sendable {
 
     // MARK: Registration and liveness
 
-    /// The cluster secret: authenticates servers, keys tickets and client tokens.
-    var secret: ClusterSecret { config.server.secret }
-
     func registerClient() throws -> RegisterClientResponse {
         let id = try withState { try $0.meta.registerClient(nowMs: Clock.wallMs()) }
         return RegisterClientResponse(clientId: id, token: secret.clientTokens.token(for: id))
@@ -123,6 +131,7 @@ public final class Directory: Sendable {
             // after), so no write is placed on it before it can check tickets. A known one keeps its id on disk.
             state.lastHeartbeatMs[row.id] = known ? Clock.monotonicMs() : Int64.min / 2
             state.inventoryDue.insert(row.id)
+            state.replicationDirty = true
             return row
         }
         logger.info("file server \(row.id) registered at \(row.url)")
@@ -351,6 +360,7 @@ public final class Directory: Sendable {
                 path, fileId: request.fileId, version: request.version, size: request.size,
                 sha256: request.sha256.lowercased(), baseVersion: request.baseVersion, servers: confirmed,
                 nowMs: Clock.wallMs())
+            if confirmed.count < config.replicas { state.replicationDirty = true }
             state.openWrites[request.version] = nil
             for id in write.targets { state.inflight[id] = max(0, (state.inflight[id] ?? 0) - write.sizeHint) }
             for id in confirmed {

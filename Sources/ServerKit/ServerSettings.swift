@@ -43,5 +43,6 @@ public struct ServerSettings: Sendable {
     /// Whether the server speaks HTTPS.
     public var usesTLS: Bool { !tlsCertificatePath.isEmpty }
 
+    /// The secret with its derived keys (two HMACs: keep the value rather than asking again per request).
     public var secret: ClusterSecret { ClusterSecret(clusterSecret) }
 }

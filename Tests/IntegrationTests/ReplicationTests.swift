@@ -76,6 +76,29 @@ import Testing
         for (path, data) in files { #expect(try reader.read(path) == data) }
     }
 
+    /// A file committed with fewer copies than `replicas` (only one server was live) gets its second copy when
+    /// another server comes back, though the replication planner had found nothing to do in between.
+    @Test func aFileWrittenWithOneServerLiveIsCopiedWhenAnotherReturns() throws {
+        let cluster = try TestCluster(fileServers: 2, directoryConf: Self.fastLiveness)
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        cluster.fileServers[1].kill9()
+        try waitUntil(timeout: 20) { try dfs.fileServers().filter { $0.state == "dead" }.count == 1 }
+        let data = Data((0..<7000).map { UInt8($0 % 199) })
+        try dfs.write("/late", data: data)
+        #expect(try dfs.stat("/late").replicas?.count == 1)
+        // With one server live, one copy is all there can be; let a maintenance pass (one a second) find nothing
+        // to do, so that the copy below has to come from the server's return, not from a plan already pending.
+        #expect(try replication(cluster).underReplicated.isEmpty)
+        Thread.sleep(forTimeInterval: 1.5)
+
+        try cluster.restartFileServer(1, kill: false)
+        try cluster.waitForLiveFileServers(2)
+        try waitUntil(timeout: 20) { try dfs.stat("/late").replicas?.count == 2 }
+        let reader = cluster.client(home: cluster.tempPath("reader"), cacheMaxBytes: 0)
+        #expect(try reader.read("/late") == data)
+    }
+
     @Test func flippedBytesAreDetectedAndRepaired() throws {
         let cluster = try TestCluster(fileServers: 3, directoryConf: Self.fastLiveness)
         defer { cluster.shutdown() }
