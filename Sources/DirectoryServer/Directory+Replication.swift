@@ -105,9 +105,9 @@ extension Directory {
                 logger.warning("file server \(job.target) answered a copy of \(job.fileId).\(job.version) without a valid receipt")
                 return
             }
-            if try state.meta.addReplica(fileId: job.fileId, version: job.version, serverId: job.target) {
+            if let size = try state.meta.addReplica(fileId: job.fileId, version: job.version, serverId: job.target) {
                 state.stored[job.target, default: (0, 0)].files += 1
-                state.stored[job.target, default: (0, 0)].bytes += job.size
+                state.stored[job.target, default: (0, 0)].bytes += size
                 state.copiesMade += 1
             }
         }
@@ -116,11 +116,13 @@ extension Directory {
     /// Drops a copy: an extra one, or one found bad or missing (then `deleteBlob` says whether bytes remain).
     func dropCopy(fileId: Int64, version: Int64, serverId: Int64, deleteBlob: Bool) throws {
         try withState { state in
-            let had = try state.meta.replicas(fileId: fileId, version: version).contains(serverId)
-            try state.meta.dropReplica(fileId: fileId, version: version, serverId: serverId, deleteBlob: deleteBlob)
-            guard had else { return }
+            guard
+                let size = try state.meta.dropReplica(
+                    fileId: fileId, version: version, serverId: serverId, deleteBlob: deleteBlob)
+            else { return }
             state.replicationDirty = true
-            state.stored = try state.meta.storedLoad()
+            state.stored[serverId, default: (0, 0)].files -= 1
+            state.stored[serverId, default: (0, 0)].bytes -= size
             state.copiesDropped += 1
         }
     }
@@ -222,19 +224,16 @@ extension Directory {
             var since = state.orphansSince[serverId] ?? [:]
             var candidates = Set(held.keys).subtracting(known.keys).subtracting(open)
             // A blob that is exactly a current version (same checksum) is a good copy, not an orphan: adopt it.
-            var adopted = false
             for key in candidates {
                 guard let sha = try state.meta.currentChecksum(fileId: key.fileId, version: key.version),
                     sha == held[key]
                 else { continue }
-                if try state.meta.addReplica(fileId: key.fileId, version: key.version, serverId: serverId) {
+                if let size = try state.meta.addReplica(fileId: key.fileId, version: key.version, serverId: serverId) {
                     candidates.remove(key)
-                    adopted = true
+                    state.stored[serverId, default: (0, 0)].files += 1
+                    state.stored[serverId, default: (0, 0)].bytes += size
+                    state.replicationDirty = true
                 }
-            }
-            if adopted {
-                state.stored = try state.meta.storedLoad()
-                state.replicationDirty = true
             }
             since = since.filter { candidates.contains($0.key) }
             for key in candidates where since[key] == nil { since[key] = now }

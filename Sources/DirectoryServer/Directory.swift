@@ -250,8 +250,13 @@ public final class Directory: Sendable {
 
     func remove(_ path: DFSPath, recursive: Bool) throws -> Int64 {
         try withState { state in
-            let removed = try state.meta.remove(path, recursive: recursive).removed
-            state.stored = try state.meta.storedLoad()
+            // The servers' load is kept up to date by difference: summing every copy again (as at start) made each
+            // rm a scan of the whole namespace under the lock.
+            let (removed, freed) = try state.meta.remove(path, recursive: recursive)
+            for (server, load) in freed {
+                state.stored[server, default: (0, 0)].files -= load.files
+                state.stored[server, default: (0, 0)].bytes -= load.bytes
+            }
             return removed
         }
     }

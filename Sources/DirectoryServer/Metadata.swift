@@ -202,7 +202,8 @@ final class Metadata: NamespaceQueries {
     }
 
     /// Removes an entry (a directory's whole subtree when `recursive`) and queues its blobs for deletion.
-    func remove(_ path: DFSPath, recursive: Bool) throws -> (removed: Int64, blobs: [BlobRef]) {
+    /// - Returns: the entries removed, and the copies and bytes each server no longer holds.
+    func remove(_ path: DFSPath, recursive: Bool) throws -> (removed: Int64, freed: [Int64: (files: Int64, bytes: Int64)]) {
         guard !path.isRoot else { throw DFSError.badRequest("the root directory cannot be removed") }
         return try db.transaction {
             guard let target = try entry(at: path) else { throw DFSError.notFound("\(path) does not exist") }
@@ -221,17 +222,20 @@ final class Metadata: NamespaceQueries {
                 doomed += subtree
             }
             var blobs: [BlobRef] = []
+            var freed: [Int64: (files: Int64, bytes: Int64)] = [:]
             for row in doomed {
                 if let fileId = row.fileId, let version = row.version {
                     for server in try replicas(fileId: fileId, version: version) {
                         blobs.append(BlobRef(fileId: fileId, version: version, serverId: server))
+                        freed[server, default: (0, 0)].files += 1
+                        freed[server, default: (0, 0)].bytes += row.size ?? 0
                     }
                     try db.run("DELETE FROM replicas WHERE file_id = ?", [.integer(fileId)])
                 }
                 try db.run("DELETE FROM entries WHERE id = ?", [.integer(row.id)])
             }
             try queueDeletions(blobs)
-            return (Int64(doomed.count), blobs)
+            return (Int64(doomed.count), freed)
         }
     }
 
@@ -349,28 +353,36 @@ final class Metadata: NamespaceQueries {
     }
 
     /// Records a new copy, if the version is still current (a copy of a replaced version is queued for deletion).
-    func addReplica(fileId: Int64, version: Int64, serverId: Int64) throws -> Bool {
+    /// - Returns: the file's size when the copy is new, nil when it was known already or the version is gone.
+    func addReplica(fileId: Int64, version: Int64, serverId: Int64) throws -> Int64? {
         try db.transaction {
             let current = try db.query(
-                "SELECT 1 FROM entries WHERE file_id = ? AND version = ?", [.integer(fileId), .integer(version)])
-            guard !current.isEmpty else {
+                "SELECT size FROM entries WHERE file_id = ? AND version = ?", [.integer(fileId), .integer(version)])
+            guard let entry = current.first else {
                 try queueDeletions([BlobRef(fileId: fileId, version: version, serverId: serverId)])
-                return false
+                return nil
             }
             try db.run(
                 "INSERT OR IGNORE INTO replicas(file_id, version, server_id) VALUES (?, ?, ?)",
                 [.integer(fileId), .integer(version), .integer(serverId)])
-            return true
+            return db.changes > 0 ? entry.int(0) ?? 0 : nil
         }
     }
 
     /// Forgets a copy (bad, missing or extra); with `deleteBlob`, also queues its bytes for deletion.
-    func dropReplica(fileId: Int64, version: Int64, serverId: Int64, deleteBlob: Bool) throws {
+    /// - Returns: the file's size when the copy was known, nil otherwise.
+    func dropReplica(fileId: Int64, version: Int64, serverId: Int64, deleteBlob: Bool) throws -> Int64? {
         try db.transaction {
+            let known = try db.query(
+                """
+                SELECT COALESCE(e.size, 0) FROM replicas r LEFT JOIN entries e ON e.file_id = r.file_id
+                    AND e.version = r.version WHERE r.file_id = ? AND r.version = ? AND r.server_id = ?
+                """, [.integer(fileId), .integer(version), .integer(serverId)])
             try db.run(
                 "DELETE FROM replicas WHERE file_id = ? AND version = ? AND server_id = ?",
                 [.integer(fileId), .integer(version), .integer(serverId)])
             if deleteBlob { try queueDeletions([BlobRef(fileId: fileId, version: version, serverId: serverId)]) }
+            return known.first.map { $0.int(0) ?? 0 }
         }
     }
 

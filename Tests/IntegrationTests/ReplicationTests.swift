@@ -99,6 +99,46 @@ import Testing
         #expect(try reader.read("/late") == data)
     }
 
+    /// The servers' loads (copies and bytes, which placement ranks by) are kept by difference through overwrites,
+    /// removals, copies made and extra copies dropped, and match what a restarted directory sums from scratch.
+    @Test func serverLoadsStayExactThroughRemovalsAndRepairs() throws {
+        let cluster = try TestCluster(fileServers: 3, directoryConf: Self.fastLiveness)
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        try dfs.mkdir("/r")
+        var files = try seed(dfs, count: 6)
+        files["/r/1"] = Data(repeating: 7, count: 123)
+        try dfs.write("/r/1", data: files["/r/1"]!)
+        _ = try dfs.remove("/r/2")
+        files["/r/2"] = nil
+        try dfs.mkdir("/r/sub")
+        for name in ["a", "b"] { try dfs.write("/r/sub/\(name)", data: Data(repeating: 1, count: 999)) }
+        #expect(try dfs.remove("/r/sub", recursive: true) == 3)
+
+        func totals() throws -> (files: Int64, bytes: Int64) {
+            try dfs.fileServers().reduce((0, 0)) { ($0.0 + $1.files, $0.1 + $1.bytes) }
+        }
+        let expected = (files: Int64(2 * files.count), bytes: 2 * files.values.reduce(0) { $0 + Int64($1.count) })
+        #expect(try totals() == expected)
+
+        // A server dies (its copies are made again elsewhere) and returns (its extra copies are dropped).
+        cluster.fileServers[0].kill9()
+        try waitUntil(timeout: 20) {
+            try files.keys.allSatisfy { path in
+                try dfs.stat(path).replicas!.filter { $0.url != cluster.fileServers[0].url }.count >= 2
+            }
+        }
+        try cluster.restartFileServer(0, kill: false)
+        try cluster.waitForLiveFileServers(3)
+        try waitUntil(timeout: 20) { try files.keys.allSatisfy { try dfs.stat($0).replicas!.count == 2 } }
+        try waitUntil(timeout: 20) { try totals() == expected }
+
+        let before = try dfs.fileServers().map { [$0.id, $0.files, $0.bytes] }
+        try cluster.restartDirectory(kill: false)
+        try cluster.waitForLiveFileServers(3)
+        #expect(try dfs.fileServers().map { [$0.id, $0.files, $0.bytes] } == before)
+    }
+
     @Test func flippedBytesAreDetectedAndRepaired() throws {
         let cluster = try TestCluster(fileServers: 3, directoryConf: Self.fastLiveness)
         defer { cluster.shutdown() }
