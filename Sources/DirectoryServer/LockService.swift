@@ -18,6 +18,10 @@ public final class LockService: Sendable {
     private let maxWaitMs: Int64
     private let logger: Logger
     private let changed = DispatchSemaphore(value: 0)
+    /// When the timer thread will next look at the table by itself, set under the table's lock. A grant, a queued
+    /// request or a renewal wakes it only when its deadline comes sooner: waking it for every grant (a 30 s lease,
+    /// with the timer due within a second anyway) cost a context switch and a scan of every lock per write.
+    private let timerDueMs = Atomic<Int64>(0)
     private let stopped = Mutex(false)
     private let done = DispatchSemaphore(value: 0)
 
@@ -56,21 +60,21 @@ public final class LockService: Sendable {
         let wait = request.waitMs ?? 0
         guard wait >= 0 else { throw DFSError.badRequest("wait_ms must not be negative") }
         let now = Clock.monotonicMs()
-        let result = table.withLock {
-            $0.acquire(
-                path: path, clientId: clientId, mode: mode, ttlMs: ttl, waitMs: min(wait, maxWaitMs),
-                nowMs: now)
+        let (result, wake) = table.withLock { table in
+            let result = table.acquire(
+                path: path, clientId: clientId, mode: mode, ttlMs: ttl, waitMs: min(wait, maxWaitMs), nowMs: now)
+            return (result, timerIsLate(for: result))
         }
         switch result {
         case .granted(let lease):
-            changed.signal()
+            if wake { changed.signal() }
             return .respond(.json(info(lease, now: now)))
         case .busy(let holders):
             return .respond(busy(path, holders, now: now))
         case .queued(let waiter):
             let slot = WaiterSlot()
             slots.withLock { $0[waiter.requestId] = slot }
-            changed.signal()
+            if wake { changed.signal() }
             return .suspend { suspension in slot.park(suspension) }
         }
     }
@@ -81,10 +85,11 @@ public final class LockService: Sendable {
         guard (100...86_400_000).contains(ttl) else { throw DFSError.badRequest("ttl_ms must be 100 to 86400000") }
         let now = Clock.monotonicMs()
         do {
-            let lease = try table.withLock { table throws(LockTable.LockError) in
-                try table.renew(lockId: lockId, clientId: clientId, ttlMs: ttl, nowMs: now)
+            let (lease, wake) = try table.withLock { table throws(LockTable.LockError) in
+                let lease = try table.renew(lockId: lockId, clientId: clientId, ttlMs: ttl, nowMs: now)
+                return (lease, timerIsLate(for: .granted(lease)))
             }
-            changed.signal()
+            if wake { changed.signal() }
             return info(lease, now: now)
         } catch {
             throw Self.map(error, lockId)
@@ -135,12 +140,14 @@ public final class LockService: Sendable {
     /// Takes the write lock on `path` for `clientId` if it is free now; 409 `lock_busy` with the holders if not.
     func tryWriteLock(path: String, clientId: Int64) throws -> LockInfo {
         let now = Clock.monotonicMs()
-        let result = table.withLock {
-            $0.acquire(path: path, clientId: clientId, mode: .write, ttlMs: defaultLeaseMs, waitMs: 0, nowMs: now)
+        let (result, wake) = table.withLock { table in
+            let result = table.acquire(
+                path: path, clientId: clientId, mode: .write, ttlMs: defaultLeaseMs, waitMs: 0, nowMs: now)
+            return (result, timerIsLate(for: result))
         }
         switch result {
         case .granted(let lease):
-            changed.signal()
+            if wake { changed.signal() }
             return info(lease, now: now)
         case .busy(let holders):
             throw busyError(path, holders, now: now)
@@ -192,8 +199,12 @@ public final class LockService: Sendable {
             let now = Clock.monotonicMs()
             let outcomes = table.withLock { $0.tick(nowMs: now) }
             deliver(outcomes, now: now)
-            let next = table.withLock { $0.nextDeadlineMs }
-            let waitMs = max(1, min(1000, (next ?? (now + 1000)) - Clock.monotonicMs()))
+            let due = table.withLock { table in
+                let due = min(table.nextDeadlineMs ?? Int64.max, now + 1000)
+                timerDueMs.store(due, ordering: .relaxed)
+                return due
+            }
+            let waitMs = max(1, due - Clock.monotonicMs())
             _ = changed.wait(timeout: .now() + .milliseconds(Int(waitMs)))
         }
         // Answer whoever is still parked: the server is going away.
@@ -202,6 +213,16 @@ public final class LockService: Sendable {
             return Array(slots.values)
         }
         for slot in parked { slot.answer(.error(.unavailable("the directory server is stopping"))) }
+    }
+
+    /// Whether the timer must wake before it is due to expire this grant's lease or time this request out.
+    /// Called under the table's lock, as the timer sets `timerDueMs`, so no deadline slips between the two.
+    private func timerIsLate(for result: LockTable.Acquisition) -> Bool {
+        switch result {
+        case .granted(let lease): lease.expiresAtMs < timerDueMs.load(ordering: .relaxed)
+        case .queued(let waiter): waiter.deadlineMs < timerDueMs.load(ordering: .relaxed)
+        case .busy: false
+        }
     }
 
     private func deliver(_ outcomes: [LockTable.Outcome], now: Int64) {
