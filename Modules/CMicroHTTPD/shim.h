@@ -67,4 +67,9 @@ static inline int dfs_limit_malloc_arenas(int arenas) {
     return mallopt(M_ARENA_MAX, arenas);
 }
 
+/// glibc's malloc_trim(0): gives free pages inside the heaps back to the kernel.
+static inline int dfs_release_free_memory(void) {
+    return malloc_trim(0);
+}
+
 #endif
