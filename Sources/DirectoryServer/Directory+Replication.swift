@@ -189,7 +189,7 @@ extension Directory {
 extension Directory {
     /// The copies the metadata lists for one server.
     func copies(on serverId: Int64) throws -> [BlobKey: String] {
-        try withState { try $0.meta.copies(on: serverId) }
+        try reading { try $0.copies(on: serverId) }
     }
 
     /// Live servers whose inventory is due: every one every `inventory_interval_ms`, and any that just registered.
@@ -213,8 +213,11 @@ extension Directory {
     ///   those can be missing (a copy committed meanwhile is simply newer than the inventory).
     func reconcile(serverId: Int64, before: [BlobKey: String], blobs: [InventoryBlob]) throws {
         let held = Dictionary(blobs.map { (BlobKey(fileId: $0.fileId, version: $0.version), $0.sha256) }) { a, _ in a }
+        // Read outside the lock (a scan of every copy on the server). A copy committed since is in `held` but not
+        // in `known`: it becomes an orphan candidate at most, which is only deleted after `orphan_grace_ms` and is
+        // dropped from the candidates at the next pass, once `known` has it.
+        let known = try copies(on: serverId)
         let (missing, wrong, orphans) = try withState { state -> ([BlobKey], [BlobKey], [BlobKey]) in
-            let known = try state.meta.copies(on: serverId)
             let open = Set(state.openWrites.map { BlobKey(fileId: $0.value.fileId, version: $0.key) })
             let missing = before.keys.filter { held[$0] == nil && known[$0] != nil }
             let wrong = before.compactMap { key, sha in

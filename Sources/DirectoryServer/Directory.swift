@@ -219,7 +219,7 @@ public final class Directory: Sendable {
 
     /// Runs read-only lookups outside the state lock, in one snapshot, on the calling thread's own reader
     /// connection (each HTTP worker thread opens one on first use and keeps it).
-    private func reading<T>(_ body: (MetadataReader) throws -> T) throws -> T {
+    func reading<T>(_ body: (MetadataReader) throws -> T) throws -> T {
         let key = readerKey
         let reader: MetadataReader
         if let known = Thread.current.threadDictionary[key] as? MetadataReader {

@@ -386,20 +386,6 @@ final class Metadata: NamespaceQueries {
         }
     }
 
-    /// The copies the metadata says `serverId` holds, with their checksums.
-    func copies(on serverId: Int64) throws -> [BlobKey: String] {
-        var copies: [BlobKey: String] = [:]
-        for row in try db.query(
-            """
-            SELECT r.file_id, r.version, COALESCE(e.sha256, '') FROM replicas r
-            LEFT JOIN entries e ON e.file_id = r.file_id AND e.version = r.version WHERE r.server_id = ?
-            """, [.integer(serverId)])
-        {
-            copies[BlobKey(fileId: row.int(0) ?? 0, version: row.int(1) ?? 0)] = row.text(2) ?? ""
-        }
-        return copies
-    }
-
     /// The sha256 of a version if it is some file's current version.
     func currentChecksum(fileId: Int64, version: Int64) throws -> String? {
         try db.query(
@@ -441,6 +427,21 @@ protocol NamespaceQueries {
 }
 
 extension NamespaceQueries {
+    /// The copies the metadata says `serverId` holds, with their checksums (a scan of that server's copies: the
+    /// inventory check runs it on a reader connection, outside the directory's lock).
+    func copies(on serverId: Int64) throws -> [BlobKey: String] {
+        var copies: [BlobKey: String] = [:]
+        for row in try db.query(
+            """
+            SELECT r.file_id, r.version, COALESCE(e.sha256, '') FROM replicas r
+            LEFT JOIN entries e ON e.file_id = r.file_id AND e.version = r.version WHERE r.server_id = ?
+            """, [.integer(serverId)])
+        {
+            copies[BlobKey(fileId: row.int(0) ?? 0, version: row.int(1) ?? 0)] = row.text(2) ?? ""
+        }
+        return copies
+    }
+
     func entry(at path: DFSPath) throws -> EntryRow? {
         guard !path.isRoot else { return try child(of: 0, named: "") }
         // Walk down from the root's well-known id: one indexed lookup per name.
