@@ -64,6 +64,19 @@ struct JSONWriter {
         string(value)
     }
 
+    /// `,"key":[{…},{…}]`: `members` writes each object's members, the first with `first: true`.
+    mutating func objects<T>(_ key: StaticString, _ items: [T], _ members: (inout JSONWriter, T) -> Void) {
+        self.key(key)
+        raw("[")
+        for (index, item) in items.enumerated() {
+            if index > 0 { raw(",") }
+            raw("{")
+            members(&self, item)
+            raw("}")
+        }
+        raw("]")
+    }
+
     /// `,"key":` (or without the comma for the first member).
     mutating func key(_ key: StaticString, first: Bool = false) {
         if !first { bytes.append(0x2C) }
@@ -127,18 +140,12 @@ extension EntryInfo: FastEncodable {
             out.string(sha256)
         }
         if let replicas {
-            out.key("replicas")
-            out.raw("[")
-            for (index, replica) in replicas.enumerated() {
-                if index > 0 { out.raw(",") }
-                out.raw("{")
+            out.objects("replicas", replicas) { out, replica in
                 out.key("file_server_id", first: true)
                 out.number(replica.fileServerId)
                 out.key("url")
                 out.string(replica.url)
-                out.raw("}")
             }
-            out.raw("]")
         }
         out.member("write_locked_by", writeLockedBy)
         out.raw("}")
@@ -157,20 +164,14 @@ extension WriteTicket: FastEncodable {
         out.key("version")
         out.number(version)
         out.member("base_version", baseVersion)
-        out.key("targets")
-        out.raw("[")
-        for (index, target) in targets.enumerated() {
-            if index > 0 { out.raw(",") }
-            out.raw("{")
+        out.objects("targets", targets) { out, target in
             out.key("file_server_id", first: true)
             out.number(target.fileServerId)
             out.key("url")
             out.string(target.url)
             out.key("ticket")
             out.string(target.ticket)
-            out.raw("}")
         }
-        out.raw("]")
         out.member("lock_token", lockToken)
         if let lock {
             out.key("lock")
@@ -259,18 +260,12 @@ extension CommitRequest: FastEncodable {
             out.key("sha256")
             out.string(sha256)
             out.member("base_version", baseVersion)
-            out.key("receipts")
-            out.raw("[")
-            for (index, receipt) in receipts.enumerated() {
-                if index > 0 { out.raw(",") }
-                out.raw("{")
+            out.objects("receipts", receipts) { out, receipt in
                 out.key("file_server_id", first: true)
                 out.number(receipt.fileServerId)
                 out.key("receipt")
                 out.string(receipt.receipt)
-                out.raw("}")
             }
-            out.raw("]")
             out.member("release_lock", releaseLock)
             out.raw("}")
         }
