@@ -60,9 +60,16 @@ public final class LockService: Sendable {
         let wait = request.waitMs ?? 0
         guard wait >= 0 else { throw DFSError.badRequest("wait_ms must not be negative") }
         let now = Clock.monotonicMs()
+        let slot = WaiterSlot()
         let (result, wake) = table.withLock { table in
             let result = table.acquire(
                 path: path, clientId: clientId, mode: mode, ttlMs: ttl, waitMs: min(wait, maxWaitMs), nowMs: now)
+            if case .queued(let waiter) = result {
+                // Registered before the table's lock is let go: the grant or time-out of this request comes from a
+                // later table operation, whose `deliver` must find the slot (else the answer would be dropped and
+                // the request left parked, its lock granted to nobody who knows).
+                slots.withLock { $0[waiter.requestId] = slot }
+            }
             return (result, timerIsLate(for: result))
         }
         switch result {
@@ -71,9 +78,7 @@ public final class LockService: Sendable {
             return .respond(.json(info(lease, now: now)))
         case .busy(let holders):
             return .respond(busy(path, holders, now: now))
-        case .queued(let waiter):
-            let slot = WaiterSlot()
-            slots.withLock { $0[waiter.requestId] = slot }
+        case .queued:
             if wake { changed.signal() }
             return .suspend { suspension in slot.park(suspension) }
         }
