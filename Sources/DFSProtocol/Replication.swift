@@ -62,6 +62,71 @@ public struct InventoryResponse: Codable, Sendable {
     }
 }
 
+/// Anti-entropy for inventories (as Dynamo and Cassandra compare replicas): blobs fall into buckets by version, and a
+/// bucket's digest is the wrapping sum of one 64-bit hash per blob. A file server and the directory each compute the
+/// digests of what they hold in one pass, and only buckets whose digests differ are listed and compared, so the
+/// comparison needs memory for one bucket, not for every copy a server holds.
+public enum InventoryDigest {
+    /// The number of buckets the directory asks for.
+    public static let buckets = 256
+    /// The largest number of buckets a file server computes.
+    public static let maxBuckets = 65536
+
+    /// The bucket of a blob, by its version (versions are unique and dense, so buckets fill evenly).
+    public static func bucket(version: Int64, of buckets: Int) -> Int {
+        Int(UInt64(bitPattern: version) % UInt64(buckets))
+    }
+
+    /// FNV-1a (64-bit) of the text `<file id>.<version>.<sha256>`, fed byte by byte without building it (a file
+    /// server hashes its whole index under its lock).
+    public static func hash(fileId: Int64, version: Int64, sha256: String) -> UInt64 {
+        var value: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ byte: UInt8) { value = (value ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        func decimal(_ number: Int64) {
+            if number < 0 { mix(UInt8(ascii: "-")) }
+            let magnitude = number.magnitude
+            var scale: UInt64 = 1
+            while scale <= magnitude / 10 { scale *= 10 }
+            while scale > 0 {
+                mix(UInt8(ascii: "0") + UInt8(magnitude / scale % 10))
+                scale /= 10
+            }
+        }
+        decimal(fileId)
+        mix(UInt8(ascii: "."))
+        decimal(version)
+        mix(UInt8(ascii: "."))
+        for byte in sha256.utf8 { mix(byte) }
+        return value
+    }
+
+    /// Adds a blob to the digests of `buckets.count` buckets.
+    public static func add(fileId: Int64, version: Int64, sha256: String, to digests: inout [UInt64]) {
+        digests[bucket(version: version, of: digests.count)] &+= hash(fileId: fileId, version: version, sha256: sha256)
+    }
+
+    /// A digest as it travels: 16 lowercase hex digits.
+    public static func hex(_ digest: UInt64) -> String {
+        let digits = String(digest, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+}
+
+/// `GET /inventory/digests?buckets=N` answer (cluster token): one digest per bucket (see `InventoryDigest`).
+public struct InventoryDigestsResponse: Codable, Sendable {
+    /// Nil while the server is not registered yet.
+    public var fileServerId: Int64?
+    public var buckets: Int
+    /// `buckets` digests of 16 hex digits, bucket 0 first.
+    public var digests: [String]
+
+    public init(fileServerId: Int64?, buckets: Int, digests: [String]) {
+        self.fileServerId = fileServerId
+        self.buckets = buckets
+        self.digests = digests
+    }
+}
+
 /// `POST /reports` body (cluster token), sent to the directory: a copy of a blob is bad and needs repair.
 public struct ProblemReport: Codable, Sendable, Equatable {
     /// The blob's bytes no longer match its checksum (found by the scrubber; the copy was quarantined).

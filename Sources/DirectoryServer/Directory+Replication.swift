@@ -187,9 +187,23 @@ extension Directory {
 
 /// Reconciling what file servers hold with what the metadata says.
 extension Directory {
-    /// The copies the metadata lists for one server.
-    func copies(on serverId: Int64) throws -> [BlobKey: String] {
-        try reading { try $0.copies(on: serverId) }
+    /// The copies the metadata lists for one server (only those of one inventory bucket, with `bucket`).
+    func copies(on serverId: Int64, bucket: (index: Int, of: Int)? = nil) throws -> [BlobKey: String] {
+        try reading { try $0.copies(on: serverId, bucket: bucket) }
+    }
+
+    /// The digests of the copies the metadata lists for one server (see `InventoryDigest`).
+    func copyDigests(on serverId: Int64, buckets: Int) throws -> [UInt64] {
+        try reading { try $0.copyDigests(on: serverId, buckets: buckets) }
+    }
+
+    /// A bucket whose digests agree holds no orphans: forgets the candidates found in it before.
+    func forgetOrphanCandidates(serverId: Int64, outside mismatched: Set<Int>, of buckets: Int) {
+        state.withLock { state in
+            state.orphansSince[serverId] = state.orphansSince[serverId]?.filter {
+                mismatched.contains(InventoryDigest.bucket(version: $0.key.version, of: buckets))
+            }
+        }
     }
 
     /// Live servers whose inventory is due: every one every `inventory_interval_ms`, and any that just registered.
@@ -209,16 +223,23 @@ extension Directory {
     /// with the wrong bytes are dropped, and blobs nothing points to are deleted once they stayed orphans for
     /// `orphan_grace_ms` (an upload that never committed, a file removed while the server was away).
     ///
-    /// - Parameter before: the copies the metadata listed for the server *before* its inventory was asked for; only
-    ///   those can be missing (a copy committed meanwhile is simply newer than the inventory).
-    func reconcile(serverId: Int64, before: [BlobKey: String], blobs: [InventoryBlob]) throws {
+    /// - Parameters:
+    ///   - before: the copies the metadata listed for the server *before* its inventory was asked for; only those
+    ///     can be missing (a copy committed meanwhile is simply newer than the inventory).
+    ///   - bucket: when set, `before` and `blobs` are one inventory bucket's, and only that bucket is compared.
+    func reconcile(
+        serverId: Int64, before: [BlobKey: String], blobs: [InventoryBlob], bucket: (index: Int, of: Int)? = nil
+    ) throws {
         let held = Dictionary(blobs.map { (BlobKey(fileId: $0.fileId, version: $0.version), $0.sha256) }) { a, _ in a }
-        // Read outside the lock (a scan of every copy on the server). A copy committed since is in `held` but not
-        // in `known`: it becomes an orphan candidate at most, which is only deleted after `orphan_grace_ms` and is
+        let inBucket = { (key: BlobKey) in
+            bucket.map { InventoryDigest.bucket(version: key.version, of: $0.of) == $0.index } ?? true
+        }
+        // Read outside the lock (a scan of the server's copies). A copy committed since is in `held` but not in
+        // `known`: it becomes an orphan candidate at most, which is only deleted after `orphan_grace_ms` and is
         // dropped from the candidates at the next pass, once `known` has it.
-        let known = try copies(on: serverId)
+        let known = try copies(on: serverId, bucket: bucket)
         let (missing, wrong, orphans) = try withState { state -> ([BlobKey], [BlobKey], [BlobKey]) in
-            let open = Set(state.openWrites.map { BlobKey(fileId: $0.value.fileId, version: $0.key) })
+            let open = Set(state.openWrites.map { BlobKey(fileId: $0.value.fileId, version: $0.key) }.filter(inBucket))
             let missing = before.keys.filter { held[$0] == nil && known[$0] != nil }
             let wrong = before.compactMap { key, sha in
                 held[key].map { $0 != sha && !sha.isEmpty ? key : nil } ?? nil
@@ -238,7 +259,7 @@ extension Directory {
                     state.replicationDirty = true
                 }
             }
-            since = since.filter { candidates.contains($0.key) }
+            since = since.filter { !inBucket($0.key) || candidates.contains($0.key) }
             for key in candidates where since[key] == nil { since[key] = now }
             let expired = since.filter { now - $0.value >= config.orphanGraceMs }.map(\.key)
             for key in expired { since[key] = nil }

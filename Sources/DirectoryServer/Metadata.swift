@@ -1,4 +1,5 @@
 import DFSCore
+import DFSProtocol
 import Foundation
 import SQLite
 import ServerKit
@@ -427,19 +428,36 @@ protocol NamespaceQueries {
 }
 
 extension NamespaceQueries {
-    /// The copies the metadata says `serverId` holds, with their checksums (a scan of that server's copies: the
-    /// inventory check runs it on a reader connection, outside the directory's lock).
-    func copies(on serverId: Int64) throws -> [BlobKey: String] {
+    /// The copies the metadata says `serverId` holds, with their checksums; with `bucket`, only those of that
+    /// inventory bucket (see `InventoryDigest`). A scan of the server's copies: the inventory check runs it on a reader
+    /// connection, outside the directory's lock.
+    func copies(on serverId: Int64, bucket: (index: Int, of: Int)? = nil) throws -> [BlobKey: String] {
         var copies: [BlobKey: String] = [:]
-        for row in try db.query(
+        try forEachCopy(on: serverId) { fileId, version, sha256 in
+            if let bucket, InventoryDigest.bucket(version: version, of: bucket.of) != bucket.index { return }
+            copies[BlobKey(fileId: fileId, version: version)] = sha256
+        }
+        return copies
+    }
+
+    /// The digests of the copies `serverId` holds, in `buckets` buckets (see `InventoryDigest`), in one streamed pass.
+    func copyDigests(on serverId: Int64, buckets: Int) throws -> [UInt64] {
+        var digests = [UInt64](repeating: 0, count: buckets)
+        try forEachCopy(on: serverId) { fileId, version, sha256 in
+            InventoryDigest.add(fileId: fileId, version: version, sha256: sha256, to: &digests)
+        }
+        return digests
+    }
+
+    private func forEachCopy(on serverId: Int64, _ body: (Int64, Int64, String) -> Void) throws {
+        try db.forEach(
             """
             SELECT r.file_id, r.version, COALESCE(e.sha256, '') FROM replicas r
             LEFT JOIN entries e ON e.file_id = r.file_id AND e.version = r.version WHERE r.server_id = ?
-            """, [.integer(serverId)])
-        {
-            copies[BlobKey(fileId: row.int(0) ?? 0, version: row.int(1) ?? 0)] = row.text(2) ?? ""
+            """, [.integer(serverId)]
+        ) { row in
+            body(row.int(0) ?? 0, row.int(1) ?? 0, row.text(2) ?? "")
         }
-        return copies
     }
 
     func entry(at path: DFSPath) throws -> EntryRow? {

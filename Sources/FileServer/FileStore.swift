@@ -75,6 +75,13 @@ public final class FileStore: Sendable {
         index.withLock { index in index.blobs.map { ($0.key, $0.value) } }.sorted { $0.0 < $1.0 }
     }
 
+    /// Every blob, in no particular order, without copying the index (its lock is held meanwhile: keep `body` short).
+    func forEachBlob(_ body: (BlobName, BlobInfo) -> Void) {
+        index.withLock { index in
+            for (name, info) in index.blobs { body(name, info) }
+        }
+    }
+
     func info(_ name: BlobName) -> BlobInfo? { index.withLock { $0[name] } }
 
     private func path(_ name: BlobName, _ info: BlobInfo) -> String { blobs + "/" + name.fileName(sha256: info.sha256) }

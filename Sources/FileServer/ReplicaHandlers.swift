@@ -13,13 +13,49 @@ extension FileService {
         }
     }
 
-    /// `GET /inventory` (cluster token): every blob stored here.
+    /// `GET /inventory` (cluster token): every blob stored here, or with `buckets=N&bucket=K` those of one bucket
+    /// (see `InventoryDigest`).
     func inventory(_ request: Request) throws -> Response {
         try requireClusterToken(request, "the inventory")
-        let blobs = store.inventory().map { name, info in
-            InventoryBlob(fileId: name.fileId, version: name.version, sha256: info.sha256, size: info.size)
+        var wanted: (bucket: Int, of: Int)?
+        switch (request.query["buckets"], request.query["bucket"]) {
+        case (nil, nil):
+            wanted = nil
+        case (let buckets?, let bucket?):
+            let count = try Self.bucketCount(buckets)
+            guard let index = Int(bucket), (0..<count).contains(index) else {
+                throw DFSError.badRequest("bucket must be an integer from 0 to buckets - 1")
+            }
+            wanted = (index, count)
+        default:
+            throw DFSError.badRequest("buckets and bucket go together")
+        }
+        let blobs = store.inventory().compactMap { name, info -> InventoryBlob? in
+            if let wanted, InventoryDigest.bucket(version: name.version, of: wanted.of) != wanted.bucket { return nil }
+            return InventoryBlob(fileId: name.fileId, version: name.version, sha256: info.sha256, size: info.size)
         }
         return .json(InventoryResponse(fileServerId: currentIdentity?.fileServerId, blobs: blobs))
+    }
+
+    /// `GET /inventory/digests?buckets=N` (cluster token): the digest of every bucket of what is stored here, in one
+    /// pass over the index.
+    func inventoryDigests(_ request: Request) throws -> Response {
+        try requireClusterToken(request, "the inventory")
+        let count = try Self.bucketCount(request.query["buckets"] ?? "")
+        var digests = [UInt64](repeating: 0, count: count)
+        store.forEachBlob { name, info in
+            InventoryDigest.add(fileId: name.fileId, version: name.version, sha256: info.sha256, to: &digests)
+        }
+        return .json(
+            InventoryDigestsResponse(
+                fileServerId: currentIdentity?.fileServerId, buckets: count, digests: digests.map(InventoryDigest.hex)))
+    }
+
+    private static func bucketCount(_ text: String) throws -> Int {
+        guard let count = Int(text), (1...InventoryDigest.maxBuckets).contains(count) else {
+            throw DFSError.badRequest("buckets must be an integer from 1 to \(InventoryDigest.maxBuckets)")
+        }
+        return count
     }
 
     /// `POST /replicate` (cluster token): fetch a blob from `source_url`, streaming it crash-safely into the store,

@@ -13,6 +13,7 @@ enum FileServerRoutes {
             .simple("GET", "/files/{id}") { request, params in try service.get(request, params) },
             .simple("DELETE", "/files/{id}") { request, params in try service.delete(request, params) },
             .simple("GET", "/inventory") { request, _ in try service.inventory(request) },
+            .simple("GET", "/inventory/digests") { request, _ in try service.inventoryDigests(request) },
             Route("POST", "/replicate") { request, _ in
                 // The cluster token is checked before the body is read, so strangers get 401 whatever they send.
                 try service.requireClusterToken(request, "replication")

@@ -81,6 +81,14 @@ public final class Database {  // not thread-safe: the owner serialises access
         return rows
     }
 
+    /// Runs one statement with `args` bound and hands each row to `body` as it is read, collecting nothing: for
+    /// scans whose rows would not fit in memory all at once.
+    public func forEach(_ sql: String, _ args: [SQLValue] = [], _ body: (Row) -> Void) throws {
+        try withoutActuallyEscaping(body) { body in
+            try withStatement(sql, args) { try $0.run(body) }
+        }
+    }
+
     /// The rowid of the most recent successful INSERT on this connection.
     /// - SeeAlso: https://www.sqlite.org/c3ref/last_insert_rowid.html
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }

@@ -192,4 +192,28 @@ import Testing
         documents.append(contentsOf: (0..<sample.count).map { sample.prefix($0) })
         return documents
     }
+
+    /// The inventory digest is FNV-1a of `<file id>.<version>.<sha256>` (computed without building the text), summed per
+    /// bucket: the same on a file server and in the directory, and independent of order.
+    @Test func inventoryDigestsAreFNVSumsPerBucket() {
+        func reference(_ text: String) -> UInt64 {
+            text.utf8.reduce(0xcbf2_9ce4_8422_2325) { ($0 ^ UInt64($1)) &* 0x0000_0100_0000_01b3 }
+        }
+        #expect(InventoryDigest.hash(fileId: 18, version: 7, sha256: "ab") == 0x7cd1_8bcf_4763_ed80)
+        for (fileId, version) in [(0, 0), (1, 10), (99, 100), (123_456_789, 9_876_543_210), (-5, 3), (Int64.max, 1)]
+            as [(Int64, Int64)]
+        {
+            let sha = String(repeating: "c0", count: 32)
+            #expect(InventoryDigest.hash(fileId: fileId, version: version, sha256: sha) == reference("\(fileId).\(version).\(sha)"))
+        }
+        let blobs = (1...50).map { (fileId: Int64($0), version: Int64($0 * 7), sha: String($0, radix: 16)) }
+        var forward = [UInt64](repeating: 0, count: 8)
+        var backward = forward
+        for blob in blobs { InventoryDigest.add(fileId: blob.fileId, version: blob.version, sha256: blob.sha, to: &forward) }
+        for blob in blobs.reversed() {
+            InventoryDigest.add(fileId: blob.fileId, version: blob.version, sha256: blob.sha, to: &backward)
+        }
+        #expect(forward == backward && Set(forward).count == 8)
+        #expect(InventoryDigest.hex(0x1f) == "000000000000001f" && InventoryDigest.hex(.max) == "ffffffffffffffff")
+    }
 }

@@ -325,6 +325,8 @@ import Testing
         for token in [nil, "wrong", cluster.secret + "x"] as [String?] {
             let headers = token.map { [HTTPHeader("X-DFS-Cluster-Token", $0)] } ?? []
             #expect(try http.send(method: "GET", url: server.url + "/inventory", headers: headers).status == 401)
+            let digests = try http.send(method: "GET", url: server.url + "/inventory/digests?buckets=4", headers: headers)
+            #expect(digests.status == 401)
             let replicate = try http.send(
                 method: "POST", url: server.url + "/replicate", headers: headers, body: .data(order))
             #expect(replicate.status == 401 && Self.errorCode(replicate) == "unauthorized")
@@ -343,6 +345,48 @@ import Testing
             answer.blobs == [InventoryBlob(fileId: stored.fileId, version: stored.version, sha256: stored.sha256, size: 9)])
         // The scrubber's counters are open, like /stats.
         #expect(try http.send(method: "GET", url: server.url + "/scrub").status == 200)
+    }
+
+    /// Inventory buckets partition the inventory, and each bucket's digest is the one `InventoryDigest` gives for
+    /// its blobs (the directory computes the same from its metadata and compares).
+    @Test func inventoryBucketsAndDigestsDescribeTheSameBlobs() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        for index in 0..<12 { try dfs.write("/d\(index)", data: Data("blob \(index)".utf8)) }
+        let http = HTTPClient()
+        let url = cluster.fileServers[0].url
+        let token = [HTTPHeader("X-DFS-Cluster-Token", cluster.secret)]
+        func get<T: Decodable>(_ path: String, _ type: T.Type) throws -> T {
+            let response = try http.send(method: "GET", url: url + path, headers: token)
+            #expect(response.status == 200, "\(path): \(String(decoding: response.body, as: UTF8.self))")
+            return try WireJSON.decode(type, from: response.body)
+        }
+        let all = try get("/inventory", InventoryResponse.self).blobs
+        #expect(all.count == 12)
+        let buckets = 4
+        var union: [InventoryBlob] = []
+        for bucket in 0..<buckets {
+            let blobs = try get("/inventory?buckets=\(buckets)&bucket=\(bucket)", InventoryResponse.self).blobs
+            #expect(blobs.allSatisfy { InventoryDigest.bucket(version: $0.version, of: buckets) == bucket })
+            union += blobs
+        }
+        #expect(union.sorted { ($0.fileId, $0.version) < ($1.fileId, $1.version) } == all)
+        var expected = [UInt64](repeating: 0, count: buckets)
+        for blob in all {
+            InventoryDigest.add(fileId: blob.fileId, version: blob.version, sha256: blob.sha256, to: &expected)
+        }
+        let digests = try get("/inventory/digests?buckets=\(buckets)", InventoryDigestsResponse.self)
+        #expect(digests.buckets == buckets && digests.digests == expected.map(InventoryDigest.hex))
+        #expect(digests.digests.contains { $0 != InventoryDigest.hex(0) })
+
+        for bad in [
+            "/inventory?buckets=4", "/inventory?bucket=1", "/inventory?buckets=4&bucket=4", "/inventory?buckets=0&bucket=0",
+            "/inventory/digests", "/inventory/digests?buckets=x", "/inventory/digests?buckets=65537",
+        ] {
+            let response = try http.send(method: "GET", url: url + bad, headers: token)
+            #expect(response.status == 400 && Self.errorCode(response) == "bad_request", "\(bad)")
+        }
     }
 
     // MARK: (f) scrubber
