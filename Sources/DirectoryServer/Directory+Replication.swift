@@ -12,6 +12,7 @@ extension Directory {
         var version: Int64
         var sha256: String
         var size: Int64
+        var source: Int64
         var sourceURL: String
         var target: Int64
         var targetURL: String
@@ -31,62 +32,85 @@ extension Directory {
     }
 
     /// What to do next: copies to make (at most `limit`, none already in flight) and extra copies to drop.
+    ///
+    /// The decision to scan and a snapshot of the servers are taken under the lock; the scan itself streams every
+    /// file on a reader connection, outside it; the chosen copies are then registered under the lock again (a copy
+    /// that completes or is dropped meanwhile is checked when it is recorded).
     func replicationPlan(limit: Int) throws -> (jobs: [CopyJob], extras: [ExtraCopy]) {
-        try withState { state in
+        struct Snapshot {
+            var want: Int
+            var health: [Int64: Liveness]
+            var stored: [Int64: (files: Int64, bytes: Int64)]
+            var inflight: [Int64: Int64]
+            var urls: [Int64: String]
+            var replicating: Set<String>
+        }
+        let due = state.withLock { state -> Snapshot? in
             let now = Clock.monotonicMs()
-            let want = effectiveReplicas(state, now: now)
             let health = state.servers.keys.reduce(into: [Int64: Liveness]()) {
                 $0[$1] = liveness(state.lastHeartbeatMs[$1] ?? 0, now)
             }
-            if !state.replicationDirty, state.plannedLiveness == health, now < state.nextFullPlanMs {
-                return ([], [])
-            }
+            if !state.replicationDirty, state.plannedLiveness == health, now < state.nextFullPlanMs { return nil }
             state.replicationDirty = false
             state.plannedLiveness = nil
             state.nextFullPlanMs = now + config.inventoryIntervalMs
-            var jobs: [CopyJob] = []
-            var extras: [ExtraCopy] = []
-            var planned: [Int64: Int64] = [:]
-            for file in try state.meta.allCopies() {
+            return Snapshot(
+                want: effectiveReplicas(state, now: now), health: health, stored: state.stored, inflight: state.inflight,
+                urls: state.servers.mapValues(\.url), replicating: Set(state.replicating.keys))
+        }
+        guard let snapshot = due else { return ([], []) }
+        var jobs: [CopyJob] = []
+        var extras: [ExtraCopy] = []
+        var planned: [Int64: Int64] = [:]
+        try reading { reader in
+            try reader.forEachFile { file in
                 // A dead server's copies do not count; a stale one's still do (it may just be slow).
-                let holders = file.servers.filter { (health[$0] ?? .dead) != .dead }
+                let holders = file.servers.filter { (snapshot.health[$0] ?? .dead) != .dead }
                 if holders.count > config.replicas {
                     // Keep the copies on the least loaded servers; drop the rest.
-                    let ranked = holders.sorted { (state.stored[$0]?.bytes ?? 0) < (state.stored[$1]?.bytes ?? 0) }
+                    let ranked = holders.sorted { (snapshot.stored[$0]?.bytes ?? 0) < (snapshot.stored[$1]?.bytes ?? 0) }
                     for server in ranked.dropFirst(config.replicas) {
                         extras.append(ExtraCopy(fileId: file.fileId, version: file.version, serverId: server))
                     }
-                    continue
+                    return
                 }
-                let key = "\(file.fileId).\(file.version)"
-                guard holders.count < want, jobs.count < limit, state.replicating[key] == nil,
-                    let source = holders.first(where: { health[$0] == .live }) ?? holders.first,
-                    let sourceURL = state.servers[source]?.url
-                else { continue }
-                let candidates = state.servers.keys.filter { !file.servers.contains($0) && health[$0] == .live }.map { id in
-                    ServerLoad(
-                        id: id, storedBytes: (state.stored[id]?.bytes ?? 0) + (planned[id] ?? 0),
-                        inflightBytes: state.inflight[id] ?? 0, files: state.stored[id]?.files ?? 0, isLive: true)
-                }
+                guard holders.count < snapshot.want, jobs.count < limit,
+                    !snapshot.replicating.contains("\(file.fileId).\(file.version)"),
+                    let source = holders.first(where: { snapshot.health[$0] == .live }) ?? holders.first,
+                    let sourceURL = snapshot.urls[source]
+                else { return }
+                let candidates = snapshot.health.keys.filter { !file.servers.contains($0) && snapshot.health[$0] == .live }
+                    .map { id in
+                        ServerLoad(
+                            id: id, storedBytes: (snapshot.stored[id]?.bytes ?? 0) + (planned[id] ?? 0),
+                            inflightBytes: snapshot.inflight[id] ?? 0, files: snapshot.stored[id]?.files ?? 0,
+                            isLive: true)
+                    }
                 guard let target = Placement.choose(from: candidates, count: 1).first,
-                    let targetURL = state.servers[target]?.url
-                else { continue }
+                    let targetURL = snapshot.urls[target]
+                else { return }
                 planned[target, default: 0] += file.size
-                state.replicating[key] = ReplicationTask(
-                    fileId: file.fileId, version: file.version, fromFileServerId: source, toFileServerId: target)
                 jobs.append(
                     CopyJob(
                         fileId: file.fileId, version: file.version, sha256: file.sha256, size: file.size,
-                        sourceURL: sourceURL, target: target, targetURL: targetURL))
+                        source: source, sourceURL: sourceURL, target: target, targetURL: targetURL))
             }
-            // Nothing to do: skip the scan until something changes. Jobs mark the state dirty when they finish;
-            // a plan cut short by `limit` goes on at the next pass.
+        }
+        return state.withLock { state in
+            // Another pass may have taken a job meanwhile: it stays with that pass.
+            let taken = jobs.filter { state.replicating["\($0.fileId).\($0.version)"] == nil }
+            for job in taken {
+                state.replicating["\(job.fileId).\(job.version)"] = ReplicationTask(
+                    fileId: job.fileId, version: job.version, fromFileServerId: job.source, toFileServerId: job.target)
+            }
+            // Nothing to do: skip the scan until something changes. Jobs mark the state dirty when they finish; a
+            // plan cut short by `limit` goes on at the next pass.
             if jobs.isEmpty && extras.isEmpty {
-                state.plannedLiveness = health
+                state.plannedLiveness = snapshot.health
             } else if jobs.count >= limit {
                 state.replicationDirty = true
             }
-            return (jobs, extras)
+            return (taken, extras)
         }
     }
 
@@ -166,18 +190,24 @@ extension Directory {
         return (try? WireJSON.decode(VerifyResult.self, from: response.body))?.state
     }
 
-    /// `GET /replication`.
+    /// `GET /replication`: the counting walks every file on a reader connection, outside the lock.
     func replicationStatus() throws -> ReplicationStatus {
-        try withState { state in
+        let (want, notDead) = state.withLock { state -> (Int, Set<Int64>) in
             let now = Clock.monotonicMs()
-            let want = effectiveReplicas(state, now: now)
             let notDead = Set(state.servers.keys.filter { liveness(state.lastHeartbeatMs[$0] ?? 0, now) != .dead })
-            let under = try state.meta.allCopies().compactMap { file -> UnderReplicatedFile? in
+            return (effectiveReplicas(state, now: now), notDead)
+        }
+        var under: [UnderReplicatedFile] = []
+        try reading { reader in
+            try reader.forEachFile { file in
                 let have = file.servers.filter { notDead.contains($0) }.count
-                return have < want
-                    ? UnderReplicatedFile(fileId: file.fileId, version: file.version, have: have, want: want) : nil
+                if have < want {
+                    under.append(UnderReplicatedFile(fileId: file.fileId, version: file.version, have: have, want: want))
+                }
             }
-            return ReplicationStatus(
+        }
+        return state.withLock { state in
+            ReplicationStatus(
                 replicas: config.replicas, effectiveReplicas: want, underReplicated: under,
                 inFlight: state.replicating.values.sorted { ($0.fileId, $0.version) < ($1.fileId, $1.version) },
                 copiesMade: state.copiesMade, copiesDropped: state.copiesDropped)

@@ -330,29 +330,6 @@ final class Metadata: NamespaceQueries {
     // MARK: Replicas
 
     /// One current file version and the servers holding copies of it.
-    struct FileCopies {
-        var fileId: Int64
-        var version: Int64
-        var sha256: String
-        var size: Int64
-        var servers: [Int64]
-    }
-
-    /// Every current file version with its copies.
-    func allCopies() throws -> [FileCopies] {
-        try db.query(
-            """
-            SELECT e.file_id, e.version, e.sha256, e.size, group_concat(r.server_id) FROM entries e
-            LEFT JOIN replicas r ON r.file_id = e.file_id AND r.version = e.version
-            WHERE e.is_dir = 0 AND e.file_id IS NOT NULL GROUP BY e.id
-            """
-        ).map { row in
-            FileCopies(
-                fileId: row.int(0) ?? 0, version: row.int(1) ?? 0, sha256: row.text(2) ?? "", size: row.int(3) ?? 0,
-                servers: (row.text(4) ?? "").split(separator: ",").compactMap { Int64($0) })
-        }
-    }
-
     /// Records a new copy, if the version is still current (a copy of a replaced version is queued for deletion).
     /// - Returns: the file's size when the copy is new, nil when it was known already or the version is gone.
     func addReplica(fileId: Int64, version: Int64, serverId: Int64) throws -> Int64? {
@@ -422,12 +399,38 @@ final class Metadata: NamespaceQueries {
     }
 }
 
+/// A current file version and the servers said to hold a copy.
+struct FileCopies {
+    var fileId: Int64
+    var version: Int64
+    var sha256: String
+    var size: Int64
+    var servers: [Int64]
+}
+
 /// The read-only namespace queries, on the writer's connection (`Metadata`) or a reader's (`MetadataReader`).
 protocol NamespaceQueries {
     var db: Database { get }
 }
 
 extension NamespaceQueries {
+    /// Every current file version with the servers said to hold a copy, one at a time as the rows are read
+    /// (nothing is collected: the replication planner and `GET /replication` walk the whole namespace).
+    func forEachFile(_ body: (FileCopies) -> Void) throws {
+        try db.forEach(
+            """
+            SELECT e.file_id, e.version, e.sha256, e.size, group_concat(r.server_id) FROM entries e
+            LEFT JOIN replicas r ON r.file_id = e.file_id AND r.version = e.version
+            WHERE e.is_dir = 0 AND e.file_id IS NOT NULL GROUP BY e.id
+            """
+        ) { row in
+            body(
+                FileCopies(
+                    fileId: row.int(0) ?? 0, version: row.int(1) ?? 0, sha256: row.text(2) ?? "",
+                    size: row.int(3) ?? 0, servers: (row.text(4) ?? "").split(separator: ",").compactMap { Int64($0) }))
+        }
+    }
+
     /// The copies the metadata says `serverId` holds, with their checksums; with `bucket`, only those of that
     /// inventory bucket (see `InventoryDigest`). A scan of the server's copies: the inventory check runs it on a reader
     /// connection, outside the directory's lock.
