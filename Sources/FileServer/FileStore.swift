@@ -1,4 +1,5 @@
 import Crypto
+import DFSProtocol
 import Foundation
 import Glibc
 import ServerKit
@@ -70,9 +71,15 @@ public final class FileStore: Sendable {
         index.withLock { index in (Int64(index.blobs.count), index.bytes) }
     }
 
-    /// Every stored blob with its checksum and size, ordered by file id and version.
-    func inventory() -> [(BlobName, BlobInfo)] {
-        index.withLock { index in index.blobs.map { ($0.key, $0.value) } }.sorted { $0.0 < $1.0 }
+    /// Every stored blob with its checksum and size, ordered by file id and version; with `bucket`, only those of
+    /// that inventory bucket (picked before sorting: a bucket costs one pass, not a sort of everything).
+    func inventory(bucket: (index: Int, of: Int)? = nil) -> [(BlobName, BlobInfo)] {
+        index.withLock { index in
+            index.blobs.compactMap { name, info in
+                if let bucket, InventoryDigest.bucket(version: name.version, of: bucket.of) != bucket.index { return nil }
+                return (name, info)
+            }
+        }.sorted { $0.0 < $1.0 }
     }
 
     /// Every blob, in no particular order, without copying the index (its lock is held meanwhile: keep `body` short).

@@ -30,9 +30,8 @@ extension FileService {
         default:
             throw DFSError.badRequest("buckets and bucket go together")
         }
-        let blobs = store.inventory().compactMap { name, info -> InventoryBlob? in
-            if let wanted, InventoryDigest.bucket(version: name.version, of: wanted.of) != wanted.bucket { return nil }
-            return InventoryBlob(fileId: name.fileId, version: name.version, sha256: info.sha256, size: info.size)
+        let blobs = store.inventory(bucket: wanted.map { (index: $0.bucket, of: $0.of) }).map { name, info in
+            InventoryBlob(fileId: name.fileId, version: name.version, sha256: info.sha256, size: info.size)
         }
         return .json(InventoryResponse(fileServerId: currentIdentity?.fileServerId, blobs: blobs))
     }
