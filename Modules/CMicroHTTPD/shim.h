@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <malloc.h>
+#include <poll.h>
 
 /// Fixed-arity MHD_start_daemon(..., options, MHD_OPTION_END): variadic, so Swift can't call it (exact C types here).
 /// The HTTPS options are left out when `tls_cert_pem` is NULL: without MHD_USE_TLS, MHD logs an error for them.
@@ -60,6 +61,26 @@ static inline const union MHD_DaemonInfo *dfs_mhd_get_daemon_info(
 static inline const union MHD_ConnectionInfo *dfs_mhd_get_connection_info(
     struct MHD_Connection *connection, enum MHD_ConnectionInfoType info_type) {
     return MHD_get_connection_info(connection, info_type);
+}
+
+#ifndef POLLRDHUP
+#define POLLRDHUP 0x2000
+#endif
+
+/// Whether the client of a (suspended) connection has closed its end: libmicrohttpd does not watch suspended
+/// connections, so it would only find out when it writes. 1 when the socket reports a hang-up or end of stream,
+/// 0 otherwise (also when the descriptor cannot be had).
+static inline int dfs_mhd_peer_closed(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (info == NULL) return 0;
+    struct pollfd watched = {.fd = info->connect_fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&watched, 1, 0) <= 0) return 0;
+    if (watched.revents & (POLLRDHUP | POLLHUP | POLLERR)) return 1;
+    if (watched.revents & POLLIN) {
+        char byte;
+        return recv(info->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+    }
+    return 0;
 }
 
 /// glibc's mallopt(M_ARENA_MAX, n): Swift's Glibc module does not import <malloc.h>.

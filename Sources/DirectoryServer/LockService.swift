@@ -231,10 +231,22 @@ public final class LockService: Sendable {
     }
 
     private func deliver(_ outcomes: [LockTable.Outcome], now: Int64) {
-        for outcome in outcomes {
+        var pending = outcomes
+        while !pending.isEmpty {
+            let outcome = pending.removeFirst()
             switch outcome {
             case .granted(let requestId, let lease):
-                slots.withLock { $0.removeValue(forKey: requestId) }?.answer(.json(info(lease, now: now)))
+                let slot = slots.withLock { $0.removeValue(forKey: requestId) }
+                guard slot?.clientHasGone != true else {
+                    // The waiter hung up while queued: nobody would know they hold the lock, which would stay taken
+                    // for a whole lease. Hand it on at once instead.
+                    logger.info("lock \(lease.lockId) on \(lease.path) granted to a client that went away; released")
+                    pending += table.withLock { table in
+                        (try? table.release(lockId: lease.lockId, clientId: lease.clientId, nowMs: now)) ?? []
+                    }
+                    continue
+                }
+                slot?.answer(.json(info(lease, now: now)))
             case .timedOut(let requestId, let path, let holders):
                 slots.withLock { $0.removeValue(forKey: requestId) }?.answer(busy(path, holders, now: now))
             }
@@ -268,6 +280,11 @@ public final class LockService: Sendable {
 /// Meets a parked request and its answer, whichever comes first.
 final class WaiterSlot: Sendable {
     private let state = Mutex<(suspension: Suspension?, answer: Response?)>((nil, nil))
+
+    /// Whether the parked request's client went away (false while it is not parked yet).
+    var clientHasGone: Bool {
+        state.withLock { $0.suspension }?.clientHasGone ?? false
+    }
 
     func park(_ suspension: Suspension) {
         let ready = state.withLock { state -> Response? in

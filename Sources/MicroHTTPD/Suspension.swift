@@ -57,6 +57,17 @@ public final class Suspension: Sendable {
         }
     }
 
+    /// Whether the client went away while the request was parked (its socket reports a hang-up or end of stream).
+    /// libmicrohttpd does not watch parked connections, so an answer to a gone client would look delivered: ask
+    /// before handing out something that must not be lost, such as a lock.
+    public var clientHasGone: Bool {
+        state.withLock { state in
+            // Under the lock, so the connection cannot complete (and be freed) concurrently.
+            guard !state.closed, !state.answered, let connection else { return state.closed }
+            return dfs_mhd_peer_closed(connection) != 0
+        }
+    }
+
     /// The request is over: later `resume(with:)` calls are ignored. Called from NOTIFY_COMPLETED.
     func close() {
         let unsent: Response? = state.withLock { state in

@@ -83,6 +83,51 @@ import Testing
         #expect(late?.status == 404)
     }
 
+    /// A waiter that hung up while queued is skipped when its turn comes: the lock goes on to the next waiter at once
+    /// instead of staying taken, by nobody who knows, for the lease the gone waiter asked for (60 s here).
+    @Test func aWaiterThatHungUpIsSkipped() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let alice = cluster.client(home: cluster.tempPath("alice"))
+        let held = try alice.lock("/g", mode: .write, autoRenew: false)
+        let bobHome = cluster.tempPath("bob")
+        _ = try cluster.client(home: bobHome).clientId()
+        let bobToken = try #require(
+            (try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: bobHome + "/client.json")))
+                as? [String: Any])?["token"] as? String)
+
+        // Bob asks with curl, then curl is killed while the request is queued: its socket closes.
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        curl.arguments = [
+            "curl", "-s", "-o", "/dev/null", "-X", "POST", "-H", "Authorization: Bearer \(bobToken)",
+            "-d", #"{"path":"/g","mode":"write","wait_ms":30000,"ttl_ms":60000}"#, cluster.directory.url + "/locks",
+        ]
+        try curl.run()
+        try waitUntil { try alice.locks("/g").waiters.count == 1 }
+        kill(curl.processIdentifier, SIGKILL)
+        curl.waitUntilExit()
+
+        // Carol queues behind Bob, for less than Bob's lease.
+        let granted = Mutex<Result<LockInfo, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            let carol = cluster.client(home: cluster.tempPath("carol"))
+            let result = Result { () throws -> LockInfo in
+                let lease = try carol.lock("/g", mode: .write, waitMs: 20_000, autoRenew: false)
+                lease.detach()
+                return lease.info
+            }
+            granted.withLock { $0 = result }
+            done.signal()
+        }
+        try waitUntil { try alice.locks("/g").waiters.count == 2 }
+        try held.release()
+        #expect(done.wait(timeout: .now() + 30) == .success)
+        let carol = try #require(granted.withLock { $0 }).get()
+        #expect(try alice.locks("/g").holders.map(\.lockId) == [carol.lockId])
+    }
+
     @Test func onlyTheOwnerRenewsOrReleases() throws {
         let cluster = try TestCluster(fileServers: 1)
         defer { cluster.shutdown() }
