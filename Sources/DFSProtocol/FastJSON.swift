@@ -43,7 +43,8 @@ struct JSONWriter {
 
     mutating func number(_ value: Int64) { bytes.append(contentsOf: String(value).utf8) }
 
-    /// `,"key":value`, or nothing for nil (a nil field is left out, as the Codable encoder does).
+    /// `,"key":value`, or nothing for nil (a nil field is left out, as the Codable encoder does); a value that is
+    /// always there is passed as is.
     mutating func member(_ key: StaticString, _ value: Int64?) {
         guard let value else { return }
         self.key(key)
@@ -107,10 +108,7 @@ extension ListResponse: FastEncodable {
             entry.write(to: &out)
         }
         out.raw("]")
-        if let next {
-            out.key("next")
-            out.string(next)
-        }
+        out.member("next", next)
         out.raw("}")
         return Data(out.bytes)
     }
@@ -126,25 +124,18 @@ extension EntryInfo: FastEncodable {
         out.raw("{")
         out.key("path", first: true)
         out.string(path)
-        out.key("name")
-        out.string(name)
-        out.key("type")
-        out.string(type)
-        out.key("mtime_ms")
-        out.number(mtimeMs)
+        out.member("name", name)
+        out.member("type", type)
+        out.member("mtime_ms", mtimeMs)
         out.member("file_id", fileId)
         out.member("version", version)
         out.member("size", size)
-        if let sha256 {
-            out.key("sha256")
-            out.string(sha256)
-        }
+        out.member("sha256", sha256)
         if let replicas {
             out.objects("replicas", replicas) { out, replica in
                 out.key("file_server_id", first: true)
                 out.number(replica.fileServerId)
-                out.key("url")
-                out.string(replica.url)
+                out.member("url", replica.url)
             }
         }
         out.member("write_locked_by", writeLockedBy)
@@ -159,18 +150,14 @@ extension WriteTicket: FastEncodable {
         out.raw("{")
         out.key("path", first: true)
         out.string(path)
-        out.key("file_id")
-        out.number(fileId)
-        out.key("version")
-        out.number(version)
+        out.member("file_id", fileId)
+        out.member("version", version)
         out.member("base_version", baseVersion)
         out.objects("targets", targets) { out, target in
             out.key("file_server_id", first: true)
             out.number(target.fileServerId)
-            out.key("url")
-            out.string(target.url)
-            out.key("ticket")
-            out.string(target.ticket)
+            out.member("url", target.url)
+            out.member("ticket", target.ticket)
         }
         out.member("lock_token", lockToken)
         if let lock {
@@ -178,16 +165,11 @@ extension WriteTicket: FastEncodable {
             out.raw("{")
             out.key("lock_id", first: true)
             out.number(lock.lockId)
-            out.key("path")
-            out.string(lock.path)
-            out.key("client_id")
-            out.number(lock.clientId)
-            out.key("mode")
-            out.string(lock.mode)
-            out.key("token")
-            out.number(lock.token)
-            out.key("expires_in_ms")
-            out.number(lock.expiresInMs)
+            out.member("path", lock.path)
+            out.member("client_id", lock.clientId)
+            out.member("mode", lock.mode)
+            out.member("token", lock.token)
+            out.member("expires_in_ms", lock.expiresInMs)
             out.raw("}")
         }
         out.raw("}")
@@ -205,16 +187,11 @@ extension UploadResult: FastEncodable {
         out.raw("{")
         out.key("file_server_id", first: true)
         out.number(fileServerId)
-        out.key("file_id")
-        out.number(fileId)
-        out.key("version")
-        out.number(version)
-        out.key("size")
-        out.number(size)
-        out.key("sha256")
-        out.string(sha256)
-        out.key("receipt")
-        out.string(receipt)
+        out.member("file_id", fileId)
+        out.member("version", version)
+        out.member("size", size)
+        out.member("sha256", sha256)
+        out.member("receipt", receipt)
         if let replicas {
             out.key("replicas")
             out.raw("[")
@@ -251,20 +228,15 @@ extension CommitRequest: FastEncodable {
             out.raw("{")
             out.key("path", first: true)
             out.string(path)
-            out.key("file_id")
-            out.number(fileId)
-            out.key("version")
-            out.number(version)
-            out.key("size")
-            out.number(size)
-            out.key("sha256")
-            out.string(sha256)
+            out.member("file_id", fileId)
+            out.member("version", version)
+            out.member("size", size)
+            out.member("sha256", sha256)
             out.member("base_version", baseVersion)
             out.objects("receipts", receipts) { out, receipt in
                 out.key("file_server_id", first: true)
                 out.number(receipt.fileServerId)
-                out.key("receipt")
-                out.string(receipt.receipt)
+                out.member("receipt", receipt.receipt)
             }
             out.member("release_lock", releaseLock)
             out.raw("}")
@@ -283,8 +255,7 @@ extension ErrorBody: FastEncodable {
             out.raw("{")
             out.key("code", first: true)
             out.string(error.code)
-            out.key("message")
-            out.string(error.message)
+            out.member("message", error.message)
             out.raw("}}")
         }
     }
