@@ -241,7 +241,7 @@ extension Directory {
         state.withLock { state in
             let now = Clock.monotonicMs()
             let due = state.servers.values.filter { row in
-                (everyone || state.inventoryDue.contains(row.id))
+                (everyone || state.inventoryDue.contains(row.id)) && state.heardFrom.contains(row.id)
                     && liveness(state.lastHeartbeatMs[row.id] ?? 0, now) == .live
             }
             for row in due { state.inventoryDue.remove(row.id) }

@@ -25,6 +25,10 @@ public final class Directory: Sendable {
         var orphansSince: [Int64: [BlobKey: Int64]] = [:]
         /// Servers whose inventory should be checked at the next maintenance pass (new or re-registered).
         var inventoryDue: Set<Int64> = []
+        /// Servers heard from (registration or heartbeat) since this directory started. Known servers count as live
+        /// for a grace period after a start, but their inventory is only asked for once they have spoken: at a
+        /// cluster start (the directory first, `make run`) the first check otherwise met servers not yet up.
+        var heardFrom: Set<Int64> = []
         /// Uploads begun and not yet committed, by version. Kept in memory only: after a restart their commits
         /// fail (the client writes again) and their blobs are orphans, deleted by the inventory check.
         var openWrites: [Int64: OpenWrite] = [:]
@@ -130,6 +134,7 @@ public final class Directory: Sendable {
             // A new server learns its id from this answer: it counts as live from its first heartbeat (sent right
             // after), so no write is placed on it before it can check tickets. A known one keeps its id on disk.
             state.lastHeartbeatMs[row.id] = known ? Clock.monotonicMs() : Int64.min / 2
+            state.heardFrom.insert(row.id)
             state.inventoryDue.insert(row.id)
             state.replicationDirty = true
             return row
@@ -144,6 +149,7 @@ public final class Directory: Sendable {
                 throw DFSError.notFound("file server \(request.fileServerId) is not registered")
             }
             state.lastHeartbeatMs[request.fileServerId] = Clock.monotonicMs()
+            state.heardFrom.insert(request.fileServerId)
         }
     }
 
