@@ -222,7 +222,7 @@ public final class HTTPClient {
     private static func isContentType(_ name: String) -> Bool {
         let wanted = "content-type".utf8
         return name.utf8.count == wanted.count
-            && zip(name.utf8, wanted).allSatisfy { ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }
+            && zip(name.utf8, wanted).allSatisfy { $0.asciiLowercased == $1 }
     }
 
     private static func milliseconds(_ seconds: Double) -> Int {

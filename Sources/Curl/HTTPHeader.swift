@@ -16,3 +16,8 @@ public struct HTTPHeader: Sendable, Equatable {
         self.value = value
     }
 }
+
+extension UInt8 {
+    /// The byte with an ASCII capital letter made small (header names compare case-insensitively).
+    var asciiLowercased: UInt8 { self >= 0x41 && self <= 0x5A ? self | 0x20 : self }
+}

@@ -134,7 +134,7 @@ final class Transfer {
         else { return "" }
         let kept = bytes[first...last]
         guard lowercase else { return String(decoding: kept, as: UTF8.self) }
-        return String(decoding: kept.lazy.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+        return String(decoding: kept.lazy.map(\.asciiLowercased), as: UTF8.self)
     }
 
     // MARK: - Upload
