@@ -65,17 +65,24 @@ struct JSONWriter {
         string(value)
     }
 
-    /// `,"key":[{…},{…}]`: `members` writes each object's members, the first with `first: true`.
-    mutating func objects<T>(_ key: StaticString, _ items: [T], _ members: (inout JSONWriter, T) -> Void) {
+    /// `,"key":[…,…]`: `element` writes each whole element.
+    mutating func array<T>(_ key: StaticString, _ items: [T], _ element: (inout JSONWriter, T) -> Void) {
         self.key(key)
         raw("[")
         for (index, item) in items.enumerated() {
             if index > 0 { raw(",") }
-            raw("{")
-            members(&self, item)
-            raw("}")
+            element(&self, item)
         }
         raw("]")
+    }
+
+    /// `,"key":[{…},{…}]`: `members` writes each object's members, the first with `first: true`.
+    mutating func objects<T>(_ key: StaticString, _ items: [T], _ members: (inout JSONWriter, T) -> Void) {
+        array(key, items) { out, item in
+            out.raw("{")
+            members(&out, item)
+            out.raw("}")
+        }
     }
 
     /// `,"key":` (or without the comma for the first member).
@@ -97,20 +104,14 @@ public protocol FastEncodable {
 extension ListResponse: FastEncodable {
     /// The wire JSON of this page (see `JSONWriter`).
     public func encodedJSON() -> Data {
-        var out = JSONWriter(capacity: 256 + entries.count * 160)
-        out.raw("{")
-        out.key("path", first: true)
-        out.string(path)
-        out.key("entries")
-        out.raw("[")
-        for (index, entry) in entries.enumerated() {
-            if index > 0 { out.raw(",") }
-            entry.write(to: &out)
+        JSONWriter.document(capacity: 256 + entries.count * 160) { out in
+            out.raw("{")
+            out.key("path", first: true)
+            out.string(path)
+            out.array("entries", entries) { out, entry in entry.write(to: &out) }
+            out.member("next", next)
+            out.raw("}")
         }
-        out.raw("]")
-        out.member("next", next)
-        out.raw("}")
-        return Data(out.bytes)
     }
 }
 
@@ -146,7 +147,10 @@ extension EntryInfo: FastEncodable {
 extension WriteTicket: FastEncodable {
     /// The wire JSON of this ticket (see `JSONWriter`): `POST /writes` answers one per write.
     public func encodedJSON() -> Data {
-        var out = JSONWriter(capacity: 512)
+        JSONWriter.document { write(to: &$0) }
+    }
+
+    private func write(to out: inout JSONWriter) {
         out.raw("{")
         out.key("path", first: true)
         out.string(path)
@@ -173,7 +177,6 @@ extension WriteTicket: FastEncodable {
             out.raw("}")
         }
         out.raw("}")
-        return Data(out.bytes)
     }
 }
 
@@ -193,13 +196,7 @@ extension UploadResult: FastEncodable {
         out.member("sha256", sha256)
         out.member("receipt", receipt)
         if let replicas {
-            out.key("replicas")
-            out.raw("[")
-            for (index, replica) in replicas.enumerated() {
-                if index > 0 { out.raw(",") }
-                replica.write(to: &out)
-            }
-            out.raw("]")
+            out.array("replicas", replicas) { out, replica in replica.write(to: &out) }
         }
         out.raw("}")
     }
