@@ -118,7 +118,7 @@ final class Heartbeat: Sendable {
     private var clusterHeaders: [Curl.HTTPHeader] {
         [
             Curl.HTTPHeader("Content-Type", "application/json"),
-            Curl.HTTPHeader(ClusterSecret.header, config.server.secret.token),
+            Curl.HTTPHeader(ClusterSecret.header, service.secret.token),
         ]
     }
 

@@ -63,7 +63,7 @@ final class Scrubber: Sendable {
     init(config: FileServerConfig, service: FileService, logger: Logger) {
         intervalMs = config.scrubIntervalMs
         directory = config.directory
-        secret = config.server.secret
+        secret = service.secret
         caFile = config.server.caFile
         self.service = service
         self.logger = logger
