@@ -91,6 +91,8 @@ let package = Package(
             name: "DFSCoreTests", dependencies: ["DFSCore", "DFSProtocol", "ServerKit", "DirectoryServer", "FileServer"]),
         .testTarget(name: "WrapperTests", dependencies: ["MicroHTTPD", "Curl", "SQLite"]),
         .testTarget(name: "ClientCacheTests", dependencies: ["ClientCache", "SQLite"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["DFSClient", "DFSProtocol", "Curl"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["DFSClient", "DFSProtocol", "Curl", .product(name: "Crypto", package: "swift-crypto")]),
     ]
 )

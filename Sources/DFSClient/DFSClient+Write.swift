@@ -1,6 +1,7 @@
 import ClientCache
 import Crypto
 import Curl
+import DFSCore
 import DFSProtocol
 import Foundation
 
@@ -17,9 +18,33 @@ extension DFSClient {
     public func write(
         _ path: String, length: Int64?, baseVersion: Int64? = nil, read: (Int) throws -> Data
     ) throws -> EntryInfo {
-        // Fast path for files that upload well within a lease: the directory takes the lock with the write and
-        // releases it with the commit (three round trips instead of five). If someone holds the lock, fall back
-        // to waiting for it in the queue.
+        // Small files are created in one round trip: the bytes go to a file server, which commits them (taking and
+        // releasing the path's write lock at the directory for that instant). If someone holds the lock, or no
+        // file server can be reached that way, fall back to the paths below.
+        if heldLocks[Self.key(path)] == nil, settings.lockWaitMs >= 0, let length, length <= Self.createLimit {
+            var staged = Data(capacity: Int(length))
+            while staged.count < Int(length) {
+                let chunk = try read(Int(length) - staged.count)
+                if chunk.isEmpty { break }
+                staged.append(chunk)
+            }
+            guard staged.count == Int(length), try read(1).isEmpty else {
+                throw DFSClientError.io("\(path): the source did not hold the \(length) bytes announced")
+            }
+            if let entry = try create(path, data: staged, baseVersion: baseVersion) { return entry }
+            var offset = 0
+            let replay: (Int) throws -> Data = { max in
+                let end = min(staged.count, offset + max)
+                defer { offset = end }
+                return staged.subdata(in: offset..<end)
+            }
+            return try withLock(path, .write) { lock in
+                try upload(path, length: length, baseVersion: baseVersion, lockToken: lock?.token, read: replay)
+            }
+        }
+        // Files that upload well within a lease: the directory takes the lock with the write and releases it with
+        // the commit (three round trips instead of five). If someone holds the lock, fall back to waiting for it in
+        // the queue.
         if heldLocks[Self.key(path)] == nil, settings.lockWaitMs >= 0, let length, length <= Self.inlineLockLimit {
             do {
                 return try upload(path, length: length, baseVersion: baseVersion, lockToken: nil, takeLock: true, read: read)
@@ -34,6 +59,96 @@ extension DFSClient {
 
     /// Files up to this size take their lock with the write itself (no renewal is needed for them).
     static let inlineLockLimit: Int64 = 64 << 20
+
+    /// Files up to this size are created through a file server in one round trip (`PUT /creates`): held in memory
+    /// meanwhile, so their checksum goes with them and the server refuses other bytes before anything is committed.
+    public static let createLimit: Int64 = 1 << 20
+
+    /// Creates (or replaces) a small file in one round trip to a file server, which stores the bytes and commits
+    /// them. Nil when the lock is taken (the caller then waits for it), or when no file server could be reached
+    /// that way — nothing was committed then.
+    private func create(_ path: String, data: Data, baseVersion: Int64?) throws -> EntryInfo? {
+        try authenticate()
+        guard let targets = try place(Int64(data.count)), let first = targets.first, let token = transport.token else {
+            return nil
+        }
+        let sha256 = Data(SHA256.hash(data: data)).hexString
+        var url = "\(first.url)/creates?path=\(Transport.escape(path))"
+        if let baseVersion { url += "&base_version=\(baseVersion)" }
+        var headers = [
+            HTTPHeader("Content-Type", "application/octet-stream"), HTTPHeader("Authorization", "Bearer \(token)"),
+            HTTPHeader("X-DFS-SHA256", sha256),
+        ]
+        if targets.count > 1 {
+            headers.append(HTTPHeader("X-DFS-Forward", targets.dropFirst().map(\.url).joined(separator: ", ")))
+        }
+        let response: HTTPResponse
+        do {
+            response = try transport.http.send(method: "PUT", url: url, headers: headers, body: .data(data))
+        } catch {
+            // Not known to have reached the server: place again next time, and write the other way now.
+            placement = nil
+            return nil
+        }
+        do {
+            try Transport.check(response)
+        } catch let error as DFSClientError where ["lock_busy", "locked"].contains(error.code) {
+            return nil
+        } catch let error as DFSClientError where error.code == "unavailable" {
+            // A file server that cannot reach the directory or the next server: the other way may still work.
+            placement = nil
+            return nil
+        }
+        let entry = try WireJSON.decode(EntryInfo.self, from: response.body)
+        guard let fileId = entry.fileId, let version = entry.version, entry.sha256 == sha256 else {
+            throw DFSClientError(
+                status: nil, code: "bad_response", message: "the file server's answer does not describe these bytes")
+        }
+        if Int64(data.count) <= ClientCache.inlineLimit {
+            if cacheable(Int64(data.count)) { try? cache?.store(fileId: fileId, version: version, sha256: sha256, data: data) }
+        } else if cacheable(Int64(data.count)), let copy = try? cache?.beginEntry() {
+            if (try? copy.write(data)) != nil {
+                try? copy.commit(fileId: fileId, version: version, sha256: sha256)
+            } else {
+                copy.abort()
+            }
+        }
+        if settings.attrCacheMs > 0 {
+            cache?.storeAttributes(path: entry.path, fileId: fileId, version: version, sha256: sha256, size: Int64(data.count))
+        }
+        return entry
+    }
+
+    /// Where a new file of `size` bytes goes, in pipeline order: the directory's rule (`Placement`) applied to the
+    /// loads of its last `GET /placement` answer plus what this client placed since (so a burst of files spreads as
+    /// the directory would spread it). Nil when the directory has no such route.
+    private func place(_ size: Int64) throws -> [PlacementServer]? {
+        let now = DispatchTime.now().uptimeNanoseconds
+        if placement == nil || placement!.until <= now {
+            let answer: PlacementResponse
+            do {
+                answer = try transport.call("GET", "/placement", as: PlacementResponse.self)
+            } catch let error as DFSClientError where error.status == 404 {
+                return nil  // a directory from before creates
+            }
+            placement = (answer.servers, Int(answer.replicas), now + UInt64(max(0, answer.ttlMs)) * 1_000_000)
+        }
+        guard var (servers, replicas, until) = placement else { return nil }
+        let loads = servers.map {
+            ServerLoad(
+                id: $0.fileServerId, storedBytes: $0.storedBytes, inflightBytes: $0.inflightBytes, files: $0.files,
+                isLive: true)
+        }
+        let chosen = Placement.choose(from: loads, count: replicas)
+        for id in chosen {
+            if let index = servers.firstIndex(where: { $0.fileServerId == id }) {
+                servers[index].storedBytes += size
+                servers[index].files += 1
+            }
+        }
+        placement = (servers, replicas, until)
+        return chosen.compactMap { id in servers.first { $0.fileServerId == id } }
+    }
 
     /// Writes a whole file from memory.
     @discardableResult

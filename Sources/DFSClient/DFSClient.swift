@@ -24,6 +24,9 @@ public final class DFSClient {
     private var cachedClientId: Int64?
     /// Leases this client holds (or inherited), by normalized path.
     var heldLocks: [String: LockInfo] = [:]
+    /// The servers' loads by which this client places new small files (`GET /placement`, plus what it placed
+    /// since), and until when (monotonic nanoseconds) they are used.
+    var placement: (servers: [PlacementServer], replicas: Int, until: UInt64)?
     /// The disk cache in `DFS_HOME/cache`, opened on first use; nil when disabled or unusable.
     lazy var cache: ClientCache? = {
         guard settings.cacheMaxBytes > 0 else { return nil }

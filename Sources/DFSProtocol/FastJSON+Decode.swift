@@ -111,3 +111,38 @@ extension ListResponse: FastDecodable {
         }
     }
 }
+
+extension BatchCommitRequest: FastDecodable {
+    public init(json data: Data) throws {
+        self = try JSONFields.decode(data) { fields in
+            BatchCommitRequest(
+                commits: try fields.objects("commits") {
+                    let commit = try $0.object("commit", CommitRequest.init(fields:))
+                    return BatchCommitItem(clientId: try $0.int("client_id"), commit: commit)
+                })
+        }
+    }
+}
+
+extension BatchCommitResponse: FastDecodable {
+    public init(json data: Data) throws {
+        self = try JSONFields.decode(data) { fields in
+            BatchCommitResponse(
+                outcomes: try fields.objects("outcomes") { outcome in
+                    let status = try outcome.int("status")
+                    let entry = try outcome.optionalObject("entry", EntryInfo.init(fields:))
+                    let error = try outcome.optionalObject("error") { error in
+                        let code = try error.string("code")
+                        let message = try error.string("message")
+                        return ErrorBody.Detail(
+                            code: code, message: message,
+                            holders: try error.optionalObjects("holders", LockInfo.init(fields:)))
+                    }
+                    guard let status = Int(exactly: status) else {
+                        throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "status out of range"))
+                    }
+                    return BatchCommitOutcome(status: status, entry: entry, error: error)
+                })
+        }
+    }
+}

@@ -66,8 +66,10 @@ struct JSONWriter {
     }
 
     /// `,"key":[…,…]`: `element` writes each whole element.
-    mutating func array<T>(_ key: StaticString, _ items: [T], _ element: (inout JSONWriter, T) -> Void) {
-        self.key(key)
+    mutating func array<T>(
+        _ key: StaticString, _ items: [T], first: Bool = false, _ element: (inout JSONWriter, T) -> Void
+    ) {
+        self.key(key, first: first)
         raw("[")
         for (index, item) in items.enumerated() {
             if index > 0 { raw(",") }
@@ -77,8 +79,10 @@ struct JSONWriter {
     }
 
     /// `,"key":[{…},{…}]`: `members` writes each object's members, the first with `first: true`.
-    mutating func objects<T>(_ key: StaticString, _ items: [T], _ members: (inout JSONWriter, T) -> Void) {
-        array(key, items) { out, item in
+    mutating func objects<T>(
+        _ key: StaticString, _ items: [T], first: Bool = false, _ members: (inout JSONWriter, T) -> Void
+    ) {
+        array(key, items, first: first) { out, item in
             out.raw("{")
             members(&out, item)
             out.raw("}")
@@ -221,21 +225,66 @@ extension WriteRequest: FastEncodable {
 extension CommitRequest: FastEncodable {
     /// The wire JSON of this request (see `JSONWriter`): a client sends one per write.
     public func encodedJSON() -> Data {
-        JSONWriter.document(capacity: 512) { out in
+        JSONWriter.document(capacity: 512) { write(to: &$0) }
+    }
+
+    fileprivate func write(to out: inout JSONWriter) {
+        out.raw("{")
+        out.key("path", first: true)
+        out.string(path)
+        out.member("file_id", fileId)
+        out.member("version", version)
+        out.member("size", size)
+        out.member("sha256", sha256)
+        out.member("base_version", baseVersion)
+        out.objects("receipts", receipts) { out, receipt in
+            out.key("file_server_id", first: true)
+            out.number(receipt.fileServerId)
+            out.member("receipt", receipt.receipt)
+        }
+        out.member("release_lock", releaseLock)
+        out.raw("}")
+    }
+}
+
+extension BatchCommitRequest: FastEncodable {
+    /// The wire JSON of this batch (see `JSONWriter`): a file server sends one per group of creates.
+    public func encodedJSON() -> Data {
+        JSONWriter.document(capacity: 64 + commits.count * 512) { out in
             out.raw("{")
-            out.key("path", first: true)
-            out.string(path)
-            out.member("file_id", fileId)
-            out.member("version", version)
-            out.member("size", size)
-            out.member("sha256", sha256)
-            out.member("base_version", baseVersion)
-            out.objects("receipts", receipts) { out, receipt in
-                out.key("file_server_id", first: true)
-                out.number(receipt.fileServerId)
-                out.member("receipt", receipt.receipt)
+            out.objects("commits", commits, first: true) { out, item in
+                out.key("client_id", first: true)
+                out.number(item.clientId)
+                out.key("commit")
+                item.commit.write(to: &out)
             }
-            out.member("release_lock", releaseLock)
+            out.raw("}")
+        }
+    }
+}
+
+extension BatchCommitResponse: FastEncodable {
+    /// The wire JSON of a batch's outcomes (see `JSONWriter`); refusals naming lock holders use the Codable encoder.
+    public func encodedJSON() -> Data {
+        guard outcomes.allSatisfy({ $0.error?.holders == nil }) else { return (try? WireJSON.encodeCodable(self)) ?? Data() }
+        return JSONWriter.document(capacity: 64 + outcomes.count * 400) { out in
+            out.raw("{")
+            out.objects("outcomes", outcomes, first: true) { out, outcome in
+                out.key("status", first: true)
+                out.number(Int64(outcome.status))
+                if let entry = outcome.entry {
+                    out.key("entry")
+                    entry.write(to: &out)
+                }
+                if let error = outcome.error {
+                    out.key("error")
+                    out.raw("{")
+                    out.key("code", first: true)
+                    out.string(error.code)
+                    out.member("message", error.message)
+                    out.raw("}")
+                }
+            }
             out.raw("}")
         }
     }

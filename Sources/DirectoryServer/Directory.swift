@@ -306,12 +306,7 @@ public final class Directory: Sendable {
         return try withState { state in
             let now = Clock.monotonicMs()
             let (fileId, base) = try state.meta.prepareWrite(path)
-            let loads = state.servers.keys.map { id in
-                ServerLoad(
-                    id: id, storedBytes: state.stored[id]?.bytes ?? 0, inflightBytes: state.inflight[id] ?? 0,
-                    files: state.stored[id]?.files ?? 0, isLive: liveness(state.lastHeartbeatMs[id] ?? 0, now) == .live)
-            }
-            let chosen = Placement.choose(from: loads, count: config.replicas)
+            let chosen = Placement.choose(from: loads(state, now), count: config.replicas)
             guard !chosen.isEmpty else { throw DFSError(503, .noFileServers, "no live file server can take new files") }
             let began = (fileId: fileId, version: try state.meta.allocateId(), base: base, targets: chosen)
             state.openWrites[began.version] = OpenWrite(
@@ -336,13 +331,7 @@ public final class Directory: Sendable {
 
     /// Makes an uploaded version current; with `release_lock`, then releases the write lock it was begun under.
     func commit(_ request: CommitRequest, clientId: Int64) throws -> EntryInfo {
-        let path = try DirectoryRoutes.path(request.path)
-        guard request.size >= 0, request.sha256.count == 64, Data(hex: request.sha256) != nil else {
-            throw DFSError.badRequest("size must be >= 0 and sha256 64 hex digits")
-        }
-        guard request.size <= config.server.maxFileBytes else {
-            throw DFSError.tooLarge("files may be at most \(config.server.maxFileBytes) bytes (max_file_bytes)")
-        }
+        let path = try checkedCommit(request)
         let (entry, fence) = try withState { state -> (EntryInfo, Int64?) in
             guard let write = state.openWrites[request.version], write.fileId == request.fileId,
                 write.path == path.description
@@ -351,17 +340,7 @@ public final class Directory: Sendable {
                     "no open write of \(path) for file \(request.fileId) version \(request.version)")
             }
             try locks.checkWrite(path: path.description, token: write.fence)
-            let detail = "\(request.size):\(request.sha256.lowercased())"
-            let signer = secret.tickets
-            let now = Clock.wallMs()
-            let confirmed = write.targets.filter { server in
-                request.receipts.contains {
-                    $0.fileServerId == server
-                        && signer.verify(
-                            $0.receipt, .stored, fileId: request.fileId, version: request.version,
-                            detail: "\(server):\(detail)", nowMs: now)
-                }
-            }
+            let confirmed = confirmedServers(request, among: write.targets)
             guard confirmed.count == write.targets.count else {
                 throw DFSError.conflict(
                     "the upload is not confirmed by every file server (\(confirmed.count) of \(write.targets.count) receipts match the size and sha256)"
@@ -371,23 +350,170 @@ public final class Directory: Sendable {
                 path, fileId: request.fileId, version: request.version, size: request.size,
                 sha256: request.sha256.lowercased(), baseVersion: request.baseVersion, servers: confirmed,
                 nowMs: Clock.wallMs())
-            if confirmed.count < config.replicas { state.replicationDirty = true }
             state.openWrites[request.version] = nil
             for id in write.targets { state.inflight[id] = max(0, (state.inflight[id] ?? 0) - write.sizeHint) }
-            for id in confirmed {
-                state.stored[id, default: (0, 0)].files += 1
-                state.stored[id, default: (0, 0)].bytes += request.size
-            }
-            for blob in result.replaced {
-                state.stored[blob.serverId, default: (0, 0)].files -= 1
-                state.stored[blob.serverId, default: (0, 0)].bytes -= result.replacedSize
-            }
+            committed(result, size: request.size, servers: confirmed, &state)
             return (try info(result.row, path: path, state), write.fence)
         }
         if request.releaseLock == true, let fence {
             locks.releaseWriteLock(path: path.description, token: fence, clientId: clientId)
         }
         return entry
+    }
+
+    /// The path of a commit whose size and checksum are well-formed and within limits.
+    private func checkedCommit(_ request: CommitRequest) throws -> DFSPath {
+        let path = try DirectoryRoutes.path(request.path)
+        guard request.size >= 0, request.sha256.count == 64, Data(hex: request.sha256) != nil else {
+            throw DFSError.badRequest("size must be >= 0 and sha256 64 hex digits")
+        }
+        guard request.size <= config.server.maxFileBytes else {
+            throw DFSError.tooLarge("files may be at most \(config.server.maxFileBytes) bytes (max_file_bytes)")
+        }
+        guard !path.isRoot else { throw DFSError.isADirectory("/ is a directory") }
+        return path
+    }
+
+    /// Those of `servers` whose receipt in `request` is valid for its blob, size and checksum.
+    private func confirmedServers(_ request: CommitRequest, among servers: [Int64]) -> [Int64] {
+        let detail = "\(request.size):\(request.sha256.lowercased())"
+        let signer = secret.tickets
+        let now = Clock.wallMs()
+        return servers.filter { server in
+            request.receipts.contains {
+                $0.fileServerId == server
+                    && signer.verify(
+                        $0.receipt, .stored, fileId: request.fileId, version: request.version,
+                        detail: "\(server):\(detail)", nowMs: now)
+            }
+        }
+    }
+
+    /// Keeps the servers' loads and the planner's trigger in step with a commit.
+    private func committed(_ result: Metadata.CommitResult, size: Int64, servers: [Int64], _ state: inout State) {
+        if servers.count < config.replicas { state.replicationDirty = true }
+        for id in servers {
+            state.stored[id, default: (0, 0)].files += 1
+            state.stored[id, default: (0, 0)].bytes += size
+        }
+        for blob in result.replaced {
+            state.stored[blob.serverId, default: (0, 0)].files -= 1
+            state.stored[blob.serverId, default: (0, 0)].bytes -= result.replacedSize
+        }
+    }
+
+    // MARK: Creates through file servers
+
+    /// How long a client may keep placing new files by one `GET /placement` answer.
+    static let placementTTLMs: Int64 = 1000
+
+    /// `GET /placement`: the live servers and their loads, by which clients place new small files themselves.
+    func placement() throws -> PlacementResponse {
+        try state.withLock { state in
+            let servers = loads(state, Clock.monotonicMs()).filter(\.isLive).sorted { $0.id < $1.id }.compactMap {
+                load in
+                state.servers[load.id].map {
+                    PlacementServer(
+                        fileServerId: load.id, url: $0.url, storedBytes: load.storedBytes,
+                        inflightBytes: load.inflightBytes, files: load.files)
+                }
+            }
+            guard !servers.isEmpty else { throw DFSError(503, .noFileServers, "no live file server can take new files") }
+            return PlacementResponse(servers: servers, replicas: Int64(config.replicas), ttlMs: Self.placementTTLMs)
+        }
+    }
+
+    /// `POST /ids`: a block of ids for the blobs a file server creates (reserved on disk before it is answered).
+    func idBlock(count: Int64) throws -> IdBlockResponse {
+        guard (1...Self.maxIdBlock).contains(count) else {
+            throw DFSError.badRequest("count must be from 1 to \(Self.maxIdBlock)")
+        }
+        return try withState { state in IdBlockResponse(first: try state.meta.allocateIds(count: count), count: count) }
+    }
+
+    static let maxIdBlock: Int64 = 1 << 16
+    /// The most creates one `POST /commits/batch` may carry.
+    static let maxBatch = 1024
+
+    /// `POST /commits/batch`: the creates a file server stored for its clients, committed in one transaction and
+    /// one flush. Each is checked as a client's own commit would be, and also takes the path's write lock for its
+    /// instant (as `POST /writes` with `lock: true` does), so a create is refused with 409 `lock_busy` while anyone
+    /// else holds a lock on the path. Every presented receipt must be valid. The blobs of a refused create are
+    /// queued for deletion.
+    func commitBatch(_ items: [BatchCommitItem]) throws -> [BatchCommitOutcome] {
+        var outcomes = [BatchCommitOutcome?](repeating: nil, count: items.count)
+        var paths = [DFSPath?](repeating: nil, count: items.count)
+        var taken: [LockInfo] = []
+        defer {
+            for lock in taken {
+                locks.releaseWriteLock(path: lock.path, token: lock.token, clientId: lock.clientId)
+            }
+        }
+        for (index, item) in items.enumerated() {
+            do {
+                let path = try checkedCommit(item.commit)
+                guard item.commit.fileId == item.commit.version else {
+                    throw DFSError.badRequest("a create's file_id and version are the same id")
+                }
+                taken.append(try locks.tryWriteLock(path: path.description, clientId: item.clientId))
+                paths[index] = path
+            } catch {
+                outcomes[index] = Self.outcome(error)
+            }
+        }
+        try withState { state in
+            var done: [(Metadata.CommitResult, size: Int64, servers: [Int64])] = []
+            try state.meta.inOneTransaction {
+                for (index, item) in items.enumerated() {
+                    let request = item.commit
+                    let servers = Array(Set(request.receipts.map(\.fileServerId))).sorted()
+                        .filter { state.servers[$0] != nil }
+                    let confirmed = confirmedServers(request, among: servers)
+                    guard let path = paths[index] else {
+                        try state.meta.queueDeletions(
+                            confirmed.map { BlobRef(fileId: request.fileId, version: request.version, serverId: $0) })
+                        continue
+                    }
+                    do {
+                        guard !confirmed.isEmpty, confirmed.count == request.receipts.count else {
+                            throw DFSError.conflict(
+                                "the upload is not confirmed by its file servers (\(confirmed.count) of \(request.receipts.count) receipts match the size and sha256)"
+                            )
+                        }
+                        let result = try state.meta.commit(
+                            path, fileId: request.fileId, version: request.version, size: request.size,
+                            sha256: request.sha256.lowercased(), baseVersion: request.baseVersion, servers: confirmed,
+                            nowMs: Clock.wallMs())
+                        done.append((result, request.size, confirmed))
+                        outcomes[index] = BatchCommitOutcome(status: 201, entry: try info(result.row, path: path, state))
+                    } catch {
+                        outcomes[index] = Self.outcome(error)
+                        try state.meta.queueDeletions(
+                            confirmed.map { BlobRef(fileId: request.fileId, version: request.version, serverId: $0) })
+                    }
+                }
+            }
+            // Only once the transaction is in: its failure leaves the loads as they were.
+            for (result, size, servers) in done { committed(result, size: size, servers: servers, &state) }
+        }
+        return outcomes.map { $0 ?? BatchCommitOutcome(status: 500, error: .init(code: "internal", message: "not committed")) }
+    }
+
+    /// A create's refusal, as the client would have had it.
+    private static func outcome(_ error: Error) -> BatchCommitOutcome {
+        let known = error as? DFSError ?? DFSError(500, .internal, "the commit failed")
+        return BatchCommitOutcome(
+            status: known.status,
+            error: ErrorBody.Detail(code: known.code.rawValue, message: known.message, holders: known.holders))
+    }
+
+    /// The load of every known server as placement sees it.
+    private func loads(_ state: State, _ now: Int64) -> [ServerLoad] {
+        state.servers.keys.map { id in
+            ServerLoad(
+                id: id, storedBytes: state.stored[id]?.bytes ?? 0, inflightBytes: state.inflight[id] ?? 0,
+                files: state.stored[id]?.files ?? 0, isLive: liveness(state.lastHeartbeatMs[id] ?? 0, now) == .live)
+        }
     }
 
     // MARK: Maintenance

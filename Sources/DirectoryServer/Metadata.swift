@@ -92,6 +92,17 @@ final class Metadata: NamespaceQueries {
         return nextId
     }
 
+    /// `count` consecutive new ids (a block leased to a file server for the files created through it): the first.
+    func allocateIds(count: Int64) throws -> Int64 {
+        if nextId + count > reservedId {
+            let reserve = nextId + count + Self.idBlock
+            try db.run("INSERT OR REPLACE INTO meta(key, value) VALUES ('id_reserved', ?)", [.integer(reserve)])
+            reservedId = reserve
+        }
+        defer { nextId += count }
+        return nextId
+    }
+
     /// A database from before open writes moved to memory kept them in tables `writes` and `write_targets`, and
     /// took ids from SQLite sequences: continue above every id it used, and queue the blobs of its uncommitted
     /// uploads for deletion (they can no longer be committed).
@@ -278,11 +289,17 @@ final class Metadata: NamespaceQueries {
         return (try existing?.fileId ?? allocateId(), existing?.version)
     }
 
+    /// What a commit did: the new row, and the replaced version's blobs (now queued for deletion) and size.
+    typealias CommitResult = (row: EntryRow, replaced: [BlobRef], replacedSize: Int64)
+
+    /// Runs `body` in one transaction: the changes inside (each in a savepoint of its own) reach the disk together.
+    func inOneTransaction(_ body: () throws -> Void) throws { try db.transaction(body) }
+
     /// Makes an uploaded version current. Returns the new row and the replaced version's blobs (now queued).
     func commit(
         _ path: DFSPath, fileId: Int64, version: Int64, size: Int64, sha256: String, baseVersion: Int64?,
         servers: [Int64], nowMs: Int64
-    ) throws -> (row: EntryRow, replaced: [BlobRef], replacedSize: Int64) {
+    ) throws -> CommitResult {
         try db.transaction {
             let parent = try parentDirectory(of: path)
             let existing = try child(of: parent.id, named: path.name)
@@ -292,7 +309,9 @@ final class Metadata: NamespaceQueries {
                     "\(path) changed since version \(baseVersion) (now \(existing?.version.map(String.init) ?? "absent")); nothing was overwritten"
                 )
             }
-            if let current = existing?.version, current > version {
+            // Versions grow per file id. A create through a file server brings a new file id (its blob's), which
+            // replaces the path's file whatever the old one's version, as an overwrite does in HDFS.
+            if let current = existing?.version, existing?.fileId == fileId, current > version {
                 throw DFSError.conflict("\(path) already has a newer version (\(current)) than \(version)")
             }
             var replaced: [BlobRef] = []

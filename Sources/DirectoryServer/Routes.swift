@@ -64,6 +64,18 @@ enum DirectoryRoutes {
             .json("POST", "/commits", CommitRequest.self) { request, _, body in
                 .json(try directory.commit(body, clientId: try client(request, directory)))
             },
+            .simple("GET", "/placement") { _, _ in .json(try directory.placement()) },
+            .json("POST", "/ids", IdBlockRequest.self) { request, _, body in
+                try requireClusterToken(request, directory)
+                return .json(try directory.idBlock(count: body.count), status: 201)
+            },
+            .json("POST", "/commits/batch", BatchCommitRequest.self) { request, _, body in
+                try requireClusterToken(request, directory)
+                guard body.commits.count <= Directory.maxBatch else {
+                    throw DFSError.badRequest("a batch holds at most \(Directory.maxBatch) commits")
+                }
+                return .json(BatchCommitResponse(outcomes: try directory.commitBatch(body.commits)))
+            },
             .jsonDeferred("POST", "/locks", LockRequest.self) { request, _, body in
                 let caller = try client(request, directory, claimed: body.clientId)
                 return try directory.locks.acquire(body, clientId: caller)
@@ -101,15 +113,12 @@ enum DirectoryRoutes {
     /// The client a request's bearer token proves (401 without a valid one). When the request also names a
     /// client id (`claimed`), it must be the same (403).
     static func client(_ request: Request, _ directory: Directory, claimed: Int64? = nil) throws -> Int64 {
-        guard let header = request.header("authorization"), header.lowercased().hasPrefix("bearer ") else {
+        let header = request.header("authorization")
+        guard let header, header.lowercased().hasPrefix("bearer ") else {
             throw DFSError.unauthorized(
                 "this request changes state and needs 'Authorization: Bearer <token>' (from POST /register_client)")
         }
-        // Trimmed by hand: Foundation's trimmingCharacters showed in the profile of every state-changing request.
-        var token = header.dropFirst("bearer ".count)
-        while token.first == " " || token.first == "\t" { token.removeFirst() }
-        while token.last == " " || token.last == "\t" { token.removeLast() }
-        guard let id = directory.secret.clientTokens.clientId(from: String(token)) else {
+        guard let id = directory.secret.clientTokens.clientId(authorization: header) else {
             throw DFSError.unauthorized("the bearer token is not valid for this cluster")
         }
         if let claimed, claimed != id {

@@ -54,11 +54,15 @@ final class FileService: Sendable {
 
     let scrubber: ScrubCounters = ScrubCounters()
     let logger: Logger
+    /// Ids and batched commits for `PUT /creates`.
+    let creates: Creates
 
     init(
         store: FileStore, capacityBytes: Int64, identity: Identity?, maxFileBytes: Int64, secret: ClusterSecret,
-        caFile: String? = nil, connectionTimeoutSeconds: Int = 60, logger: Logger = Logger(label: "dfs.fileserver")
+        directory: String, caFile: String? = nil, connectionTimeoutSeconds: Int = 60,
+        logger: Logger = Logger(label: "dfs.fileserver")
     ) {
+        creates = Creates(directory: directory, secret: secret, caFile: caFile)
         self.logger = logger
         self.store = store
         self.capacityBytes = capacityBytes

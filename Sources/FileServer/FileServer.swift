@@ -22,7 +22,8 @@ public final class FileServer: Sendable {
         let store = try FileStore(dataDir: config.dataDir)
         let service = FileService(
             store: store, capacityBytes: config.capacityBytes, identity: Identity.load(dataDir: config.dataDir),
-            maxFileBytes: config.server.maxFileBytes, secret: config.server.secret, caFile: config.server.caFile,
+            maxFileBytes: config.server.maxFileBytes, secret: config.server.secret, directory: config.directory,
+            caFile: config.server.caFile,
             connectionTimeoutSeconds: config.server.connectionTimeoutSeconds, logger: logger)
         let router = Router(
             routes: FileServerRoutes.routes(service), logger: logger, maxHeaderBytes: config.server.maxHeaderBytes)

@@ -22,6 +22,23 @@ struct ForwardTarget: Equatable, Sendable {
         return hops
     }
 
+    /// Parses the `X-DFS-Forward` value of a create: `<url>, <url>, ...` (this server writes the tickets).
+    static func parseURLs(_ header: String?) throws -> [String] {
+        guard let header, !header.trimmingCharacters(in: .whitespaces).isEmpty else { return [] }
+        let urls = try header.split(separator: ",").map { part -> String in
+            var url = part.trimmingCharacters(in: .whitespaces)
+            while url.hasSuffix("/") { url.removeLast() }
+            guard let valid = validURL(url) else {
+                throw DFSError.badRequest("\(PipelineHeader.name): '\(url)' is not a URL like http://127.0.0.1:5002")
+            }
+            return valid
+        }
+        guard urls.count <= maxHops else {
+            throw DFSError.badRequest("\(PipelineHeader.name) names \(urls.count) servers; at most \(maxHops)")
+        }
+        return urls
+    }
+
     private static func parseHop(_ text: String) throws -> ForwardTarget {
         let parts = text.split(separator: " ", omittingEmptySubsequences: true)
         guard parts.count == 2 else {

@@ -10,6 +10,7 @@ enum FileServerRoutes {
             .simple("GET", "/health") { _, _ in .json(OKResponse()) },
             .simple("GET", "/stats") { _, _ in .json(service.stats()) },
             Route("PUT", "/files/{id}") { request, params in try service.put(request, params) },
+            Route("PUT", "/creates") { request, _ in try service.create(request) },
             .simple("GET", "/files/{id}") { request, params in try service.get(request, params) },
             .simple("DELETE", "/files/{id}") { request, params in try service.delete(request, params) },
             .simple("GET", "/inventory") { request, _ in try service.inventory(request) },

@@ -16,12 +16,15 @@ final class UploadConsumer: BodyConsumer {
     private let serverId: Int64
     private let signer: TicketSigner
     private let forwarder: Forwarder?
+    /// What to answer once every copy is stored (a create commits it); else the results themselves, 201.
+    private let answer: ((PipelineResult) throws -> Response)?
     private var failed = false
 
     init(
         upload: Upload, expectedSHA256: String?, fence: Int64?, service: FileService, serverId: Int64,
-        signer: TicketSigner, forwarder: Forwarder? = nil
+        signer: TicketSigner, forwarder: Forwarder? = nil, stored: ((PipelineResult) throws -> Response)? = nil
     ) {
+        self.answer = stored
         self.fence = fence
         self.upload = upload
         self.expectedSHA256 = expectedSHA256
@@ -100,6 +103,7 @@ final class UploadConsumer: BodyConsumer {
                 fileServerId: stored.fileServerId, fileId: stored.fileId, version: stored.version, size: stored.size,
                 sha256: stored.sha256, receipt: stored.receipt)
             result.replicas = replicas
+            if let answer { return try answer(result) }
             return .json(result, status: 201)
         }
     }

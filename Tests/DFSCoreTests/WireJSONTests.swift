@@ -59,6 +59,28 @@ import Testing
         }
     }
 
+    @Test func batchCommitsRoundTripThroughTheFastEncoders() throws {
+        let lock = LockInfo(lockId: 9, path: "/a", clientId: 3, mode: "read", token: 7, expiresInMs: 100)
+        let request = BatchCommitRequest(commits: [
+            BatchCommitItem(clientId: 4, commit: CommitRequest(
+                path: "/d/\"é\"", fileId: 20, version: 20, size: 1, sha256: "cd", baseVersion: 19,
+                receipts: [StoredReceipt(fileServerId: 1, receipt: "r1"), StoredReceipt(fileServerId: 2, receipt: "r2")])),
+            BatchCommitItem(clientId: 5, commit: CommitRequest(path: "/x", fileId: 21, version: 21, size: 0, sha256: "ef", receipts: [])),
+        ])
+        let decoded = try WireJSON.decodeCodable(BatchCommitRequest.self, from: request.encodedJSON())
+        #expect(try WireJSON.encodeCodable(decoded) == WireJSON.encodeCodable(request))
+        for outcomes in [
+            [BatchCommitOutcome(status: 201, entry: EntryInfo(path: "/x", name: "x", type: "file", mtimeMs: 3, fileId: 21,
+                version: 21, size: 0, sha256: "ef", replicas: [])),
+             BatchCommitOutcome(status: 404, error: ErrorBody.Detail(code: "not_found", message: "/d does not exist"))],
+            [BatchCommitOutcome(status: 409, error: ErrorBody.Detail(code: "lock_busy", message: "held", holders: [lock]))],
+        ] {
+            let response = BatchCommitResponse(outcomes: outcomes)
+            let back = try WireJSON.decodeCodable(BatchCommitResponse.self, from: response.encodedJSON())
+            #expect(try WireJSON.encodeCodable(back) == WireJSON.encodeCodable(response))
+        }
+    }
+
     // The hand-written decoders (JSONReader) against JSONDecoder: for every document, both give the same value or
     // both fail the same way. The documents are valid bodies of each fast type, then every field removed, nulled
     // or given a value of each other JSON type, then every prefix of the text, then hand-picked corner cases.
@@ -81,6 +103,17 @@ import Testing
             try ("entry", WireJSON.encodeCodable(EntryInfo(
                 path: "/d/f", name: "f", type: "file", mtimeMs: 1, fileId: 18, version: 19, size: 4096, sha256: "ab",
                 replicas: [Replica(fileServerId: 1, url: "http://h:1")]))),
+            try ("batch", WireJSON.encodeCodable(BatchCommitRequest(commits: [
+                BatchCommitItem(clientId: 4, commit: CommitRequest(
+                    path: "/d/é", fileId: 20, version: 20, size: 1, sha256: "cd", baseVersion: 19,
+                    receipts: [StoredReceipt(fileServerId: 1, receipt: "r1")])),
+            ]))),
+            try ("outcomes", WireJSON.encodeCodable(BatchCommitResponse(outcomes: [
+                BatchCommitOutcome(status: 201, entry: EntryInfo(
+                    path: "/d/f", name: "f", type: "file", mtimeMs: 1, fileId: 20, version: 20, size: 1, sha256: "cd",
+                    replicas: [Replica(fileServerId: 1, url: "http://h:1")])),
+                BatchCommitOutcome(status: 409, error: ErrorBody.Detail(code: "lock_busy", message: "held", holders: [lock])),
+            ]))),
             try ("list", WireJSON.encodeCodable(ListResponse(
                 path: "/d", entries: [EntryInfo(path: "/d/e", name: "e", type: "dir", mtimeMs: 2)], next: "e"))),
         ]
@@ -145,6 +178,8 @@ import Testing
         case "ticket": same(WriteTicket.self)
         case "upload": same(UploadResult.self)
         case "entry": same(EntryInfo.self)
+        case "batch": same(BatchCommitRequest.self)
+        case "outcomes": same(BatchCommitResponse.self)
         default: same(ListResponse.self)
         }
     }

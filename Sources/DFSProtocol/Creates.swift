@@ -1,0 +1,102 @@
+// Creating a file in one client round trip: the client sends the bytes, with the path, to a file server
+// (`PUT /creates`); that server stores them under an id from a block it leased from the directory, and commits
+// them to the directory together with the other creates finishing at the same time (`POST /commits/batch`). The
+// directory applies the batch in one transaction and one flush.
+
+/// A live file server and its load, as the directory's placement sees it.
+public struct PlacementServer: Codable, Sendable, Equatable, WireKeys {
+    enum CodingKeys: String, CodingKey {
+        case url, files
+        case fileServerId = "file_server_id"
+        case storedBytes = "stored_bytes"
+        case inflightBytes = "inflight_bytes"
+    }
+
+    public var fileServerId: Int64
+    public var url: String
+    public var storedBytes: Int64
+    public var inflightBytes: Int64
+    public var files: Int64
+    public init(fileServerId: Int64, url: String, storedBytes: Int64, inflightBytes: Int64, files: Int64) {
+        self.fileServerId = fileServerId
+        self.url = url
+        self.storedBytes = storedBytes
+        self.inflightBytes = inflightBytes
+        self.files = files
+    }
+}
+
+/// `GET /placement` answer: the live file servers with their loads and the number of copies a file gets, so that
+/// a client places its new small files itself, by the directory's rule (least loaded first, counting what it
+/// placed since), for `ttl_ms`; then it asks again.
+public struct PlacementResponse: Codable, Sendable, Equatable, WireKeys {
+    enum CodingKeys: String, CodingKey {
+        case servers, replicas
+        case ttlMs = "ttl_ms"
+    }
+
+    public var servers: [PlacementServer]
+    public var replicas: Int64
+    public var ttlMs: Int64
+    public init(servers: [PlacementServer], replicas: Int64, ttlMs: Int64) {
+        self.servers = servers
+        self.replicas = replicas
+        self.ttlMs = ttlMs
+    }
+}
+
+/// `POST /ids` body (file servers, cluster token): reserve a block of ids for blobs created through this server.
+public struct IdBlockRequest: Codable, Sendable, WireKeys {
+    public var count: Int64
+    public init(count: Int64) { self.count = count }
+}
+
+/// `POST /ids` answer: ids `first ..< first + count` are this caller's alone, for good.
+public struct IdBlockResponse: Codable, Sendable, Equatable, WireKeys {
+    public var first: Int64
+    public var count: Int64
+    public init(first: Int64, count: Int64) {
+        self.first = first
+        self.count = count
+    }
+}
+
+/// One create a file server commits for a client: the client (proved by its token at the file server) and the
+/// commit of the blob stored (`file_id` = `version` = an id of the server's block).
+public struct BatchCommitItem: Codable, Sendable, WireKeys {
+    enum CodingKeys: String, CodingKey {
+        case commit
+        case clientId = "client_id"
+    }
+
+    public var clientId: Int64
+    public var commit: CommitRequest
+    public init(clientId: Int64, commit: CommitRequest) {
+        self.clientId = clientId
+        self.commit = commit
+    }
+}
+
+/// `POST /commits/batch` body (file servers, cluster token).
+public struct BatchCommitRequest: Codable, Sendable, WireKeys {
+    public var commits: [BatchCommitItem]
+    public init(commits: [BatchCommitItem]) { self.commits = commits }
+}
+
+/// The outcome of one create of a batch: the new entry, or the status and error body a client would have got.
+public struct BatchCommitOutcome: Codable, Sendable, WireKeys {
+    public var status: Int
+    public var entry: EntryInfo?
+    public var error: ErrorBody.Detail?
+    public init(status: Int, entry: EntryInfo? = nil, error: ErrorBody.Detail? = nil) {
+        self.status = status
+        self.entry = entry
+        self.error = error
+    }
+}
+
+/// `POST /commits/batch` answer: one outcome per item, in order.
+public struct BatchCommitResponse: Codable, Sendable, WireKeys {
+    public var outcomes: [BatchCommitOutcome]
+    public init(outcomes: [BatchCommitOutcome]) { self.outcomes = outcomes }
+}

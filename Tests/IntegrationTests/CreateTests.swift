@@ -1,0 +1,197 @@
+import Crypto
+import Curl
+import DFSClient
+import DFSProtocol
+import Foundation
+import Synchronization
+import Testing
+
+/// Small files created in one round trip: `PUT /creates` at a file server, which commits through the directory in
+/// batches (`POST /commits/batch`), under ids leased from it (`POST /ids`).
+@Suite struct CreateTests {
+    /// The client's token and the URL of the first file server of the placement.
+    static func creator(_ cluster: TestCluster) throws -> (headers: [HTTPHeader], fileServer: String) {
+        let (_, headers) = try cluster.rawClient()
+        let placement = try WireJSON.decode(
+            PlacementResponse.self, from: try HTTPClient().send(method: "GET", url: cluster.directory.url + "/placement").body)
+        return (headers.filter { $0.name == "Authorization" }, try #require(placement.servers.first).url)
+    }
+
+    static func sha256(_ data: Data) -> String { Data(SHA256.hash(data: data)).hexString }
+
+    @Test func aCreateStoresCommitsAndIsReadBack() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let (auth, fileServer) = try Self.creator(cluster)
+        let http = HTTPClient()
+        let body = Data("hello, one round trip\n".utf8)
+        let created = try http.send(
+            method: "PUT", url: fileServer + "/creates?path=/hello.txt", headers: auth, body: .data(body))
+        #expect(created.status == 201)
+        let entry = try WireJSON.decode(EntryInfo.self, from: created.body)
+        #expect(entry.path == "/hello.txt" && entry.size == Int64(body.count) && entry.fileId == entry.version)
+        #expect(entry.sha256 == Self.sha256(body) && entry.replicas?.first?.url == fileServer)
+        // Visible at once to everyone, and the blob is served under the entry's id and version.
+        let stat = try cluster.client(home: cluster.tempPath("other")).stat("/hello.txt")
+        #expect(stat.fileId == entry.fileId && stat.version == entry.version)
+        let blob = try http.send(
+            method: "GET", url: fileServer + "/files/\(entry.fileId!)?version=\(entry.version!)")
+        #expect(blob.status == 200 && blob.body == body)
+        #expect(try cluster.client(home: cluster.tempPath("reader")).read("/hello.txt") == body)
+
+        // An overwrite through a create: a new file id; base_version is checked like a commit's.
+        let stale = try http.send(
+            method: "PUT", url: fileServer + "/creates?path=/hello.txt&base_version=\(entry.version! + 1000)", headers: auth,
+            body: .data(Data("x".utf8)))
+        #expect(stale.status == 409 && (try? WireJSON.decode(ErrorBody.self, from: stale.body).error.code) == "conflict")
+        let again = try http.send(
+            method: "PUT", url: fileServer + "/creates?path=/hello.txt&base_version=\(entry.version!)", headers: auth,
+            body: .data(Data("second".utf8)))
+        #expect(again.status == 201)
+        let second = try WireJSON.decode(EntryInfo.self, from: again.body)
+        #expect(second.fileId != entry.fileId && second.version != entry.version)
+        #expect(try cluster.client(home: cluster.tempPath("reader2")).read("/hello.txt") == Data("second".utf8))
+    }
+
+    @Test func badCreatesAreRefusedAndCommitNothing() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let (auth, fileServer) = try Self.creator(cluster)
+        let http = HTTPClient()
+        func create(_ query: String, headers: [HTTPHeader], body: Data = Data("x".utf8)) throws -> (Int, String?) {
+            let response = try http.send(method: "PUT", url: fileServer + "/creates" + query, headers: headers, body: .data(body))
+            return (response.status, try? WireJSON.decode(ErrorBody.self, from: response.body).error.code)
+        }
+        #expect(try create("?path=/a", headers: []) == (401, "unauthorized"))
+        #expect(try create("?path=/a", headers: [HTTPHeader("Authorization", "Bearer 1.00")]) == (401, "unauthorized"))
+        #expect(try create("", headers: auth) == (400, "bad_request"))
+        #expect(try create("?path=/a&base_version=x", headers: auth) == (400, "bad_request"))
+        #expect(try create("?path=relative", headers: auth) == (400, "invalid_path"))
+        #expect(try create("?path=/", headers: auth) == (409, "is_a_directory"))
+        #expect(try create("?path=/no/such/dir/f", headers: auth) == (404, "not_found"))
+        #expect(
+            try create("?path=/a", headers: auth + [HTTPHeader("X-DFS-SHA256", String(repeating: "0", count: 64))])
+                == (422, "checksum_mismatch"))
+        #expect(try create("?path=/a", headers: auth + [HTTPHeader("X-DFS-Forward", "not a url")]) == (400, "bad_request"))
+        try cluster.client().mkdir("/d")
+        #expect(try create("?path=/d", headers: auth) == (409, "is_a_directory"))
+        #expect(throws: DFSClientError.self) { try cluster.client().stat("/a") }
+        #expect(try cluster.client().list("/").map(\.name) == ["d"])
+
+        // The blobs of the creates the directory refused (404, 409) are deleted by its maintenance.
+        let deadline = Date().addingTimeInterval(15)
+        var stored = Int64(-1)
+        while Date() < deadline {
+            stored = try cluster.client().fileServerStats(url: fileServer).files
+            if stored == 0 { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(stored == 0)
+    }
+
+    @Test func aCreateRespectsEveryLockAndTheClientWaitsForIt() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let (auth, fileServer) = try Self.creator(cluster)
+        let alice = cluster.client(home: cluster.tempPath("alice"))
+        try alice.write("/f", data: Data("alice 1".utf8))
+        for mode in [LockMode.write, .read] {
+            let held = try alice.lock("/f", mode: mode, autoRenew: false)
+            let refused = try HTTPClient().send(
+                method: "PUT", url: fileServer + "/creates?path=/f", headers: auth, body: .data(Data("bob".utf8)))
+            let error = try WireJSON.decode(ErrorBody.self, from: refused.body).error
+            #expect(refused.status == 409 && error.code == "lock_busy" && error.holders?.first?.clientId == held.info.clientId)
+            try held.release()
+        }
+        #expect(try alice.read("/f") == Data("alice 1".utf8))
+
+        // Bob's client meets the lock, waits for it in the queue, and writes once Alice lets go.
+        let held = try alice.lock("/f", mode: .write, autoRenew: false)
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<EntryInfo, Error>?>(nil)
+        Thread.detachNewThread {
+            let bob = cluster.client(home: cluster.tempPath("bob"), lockWaitMs: 20_000)
+            let result = Result { try bob.write("/f", data: Data("bob".utf8)) }
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        #expect(done.wait(timeout: .now() + 0.5) == .timedOut, "Bob waits while Alice holds the lock")
+        try held.release()
+        #expect(done.wait(timeout: .now() + 20) == .success)
+        #expect(throws: Never.self) { try outcome.withLock { $0 }?.get() }
+        #expect(try alice.read("/f") == Data("bob".utf8))
+    }
+
+    @Test func serverRoutesNeedTheClusterSecretAndCheckEveryItem() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let http = HTTPClient()
+        let json = [HTTPHeader("Content-Type", "application/json")]
+        let secret = json + [HTTPHeader("X-DFS-Cluster-Token", cluster.secret)]
+        let ids = Data(#"{"count":10}"#.utf8)
+        #expect(try http.send(method: "POST", url: cluster.directory.url + "/ids", headers: json, body: .data(ids)).status == 401)
+        for bad in [#"{"count":0}"#, #"{"count":65537}"#, #"{"count":"x"}"#, "{"] {
+            let refused = try http.send(
+                method: "POST", url: cluster.directory.url + "/ids", headers: secret, body: .data(Data(bad.utf8)))
+            #expect(refused.status == 400, "\(bad)")
+        }
+        // Two blocks never overlap, and both lie above every id handed out before.
+        let existing = try cluster.client().write("/before", data: Data("b".utf8))
+        let blocks = try (0..<2).map { _ in
+            try WireJSON.decode(
+                IdBlockResponse.self,
+                from: try http.send(method: "POST", url: cluster.directory.url + "/ids", headers: secret, body: .data(ids)).body)
+        }
+        #expect(blocks.allSatisfy { $0.count == 10 && $0.first > existing.version! })
+        #expect(blocks[1].first >= blocks[0].first + 10 || blocks[0].first >= blocks[1].first + 10)
+
+        let batch = { (items: String) in Data(#"{"commits":["# .utf8) + Data(items.utf8) + Data("]}".utf8) }
+        let item = { (path: String, id: Int64, receipt: String) in
+            #"{"client_id":1,"commit":{"path":"\#(path)","file_id":\#(id),"version":\#(id),"size":1,"sha256":"\#(String(repeating: "a", count: 64))","receipts":[{"file_server_id":1,"receipt":"\#(receipt)"}]}}"#
+        }
+        let one = batch(item("/x", blocks[0].first, "1.00"))
+        #expect(try http.send(method: "POST", url: cluster.directory.url + "/commits/batch", headers: json, body: .data(one)).status == 401)
+        let answered = try http.send(
+            method: "POST", url: cluster.directory.url + "/commits/batch", headers: secret,
+            body: .data(batch([item("/x", blocks[0].first, "1.00"), item("bad", blocks[0].first + 1, "1.00")].joined(separator: ","))))
+        #expect(answered.status == 200)
+        let outcomes = try WireJSON.decode(BatchCommitResponse.self, from: answered.body).outcomes
+        #expect(outcomes.map { $0.status } == [409, 400], "a forged receipt, then a bad path")
+        #expect(outcomes.map { $0.error?.code } == ["conflict", "invalid_path"])
+        let tooMany = batch(Array(repeating: item("/y", 5, "1.00"), count: 1025).joined(separator: ","))
+        #expect(
+            try http.send(method: "POST", url: cluster.directory.url + "/commits/batch", headers: secret, body: .data(tooMany))
+                .status == 400)
+        #expect(throws: DFSClientError.self) { try cluster.client().stat("/x") }
+    }
+
+    @Test func concurrentCreatesThroughTwoCopiesAllLand() throws {
+        let cluster = try TestCluster(fileServers: 3)
+        defer { cluster.shutdown() }
+        try cluster.client().mkdir("/many")
+        let failures = Failures()
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            let dfs = cluster.client(home: cluster.tempPath("w\(worker)"))
+            for index in 0..<40 {
+                do {
+                    try dfs.write("/many/\(worker)-\(index)", data: Data("\(worker) \(index)".utf8))
+                } catch {
+                    failures.add("\(worker)-\(index): \(error)")
+                }
+            }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all.prefix(3))")
+        let reader = cluster.client(home: cluster.tempPath("reader"))
+        let names = try reader.list("/many").map(\.name)
+        #expect(names.count == 320)
+        for worker in [0, 7] {
+            for index in [0, 39] {
+                let entry = try reader.stat("/many/\(worker)-\(index)")
+                #expect(entry.replicas?.count == 2 && entry.fileId == entry.version)
+                #expect(try reader.read("/many/\(worker)-\(index)") == Data("\(worker) \(index)".utf8))
+            }
+        }
+        let counts = try reader.fileServers().map(\.files)
+        #expect(counts.reduce(0, +) == 640, "two copies of each file")
+    }
+}
