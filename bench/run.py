@@ -732,7 +732,10 @@ def main():
     parser.add_argument("--out", default=os.path.join(HERE, "results"), help="where results go")
     parser.add_argument("--no-link", action="store_true", help="skip the simulated links (loopback only)")
     parser.add_argument("--keep", action="store_true", help="keep the temp directory (logs, data)")
+    parser.add_argument("--only", default="", help="comma-separated loopback steps to run (writes, reads, stat, ls, "
+                                                   "locks, putget): a partial run, never copied to latest.*")
     args = parser.parse_args()
+    only = {name.strip() for name in args.only.split(",") if name.strip()}
     mode = "smoke" if args.smoke else "full"
     cfg = MODES[mode]
 
@@ -755,25 +758,36 @@ def main():
         log(f"loopback cluster {loop.url}, nginx {nginx.url}")
 
         steps = [
-            ("4 KiB writes", lambda: small_writes(harness, loop, cfg, res)),
-            ("4 KiB reads", lambda: small_reads(harness, loop, nginx, cfg, res)),
-            ("stat", lambda: stat_rate(harness, loop, cfg, res)),
-            ("ls", lambda: big_listing(harness, loop, cfg, res)),
-            ("locks", lambda: lock_handover(harness, loop, cfg, res)),
-            ("put/get", lambda: big_transfer(harness, loop, nginx, cfg, res)),
+            ("writes", "4 KiB writes", lambda: small_writes(harness, loop, cfg, res)),
+            ("reads", "4 KiB reads", lambda: small_reads(harness, loop, nginx, cfg, res)),
+            ("stat", "stat", lambda: stat_rate(harness, loop, cfg, res)),
+            ("ls", "ls", lambda: big_listing(harness, loop, cfg, res)),
+            ("locks", "locks", lambda: lock_handover(harness, loop, cfg, res)),
+            ("putget", "put/get", lambda: big_transfer(harness, loop, nginx, cfg, res)),
         ]
-        for name, step in steps:
+        unknown = only - {key for key, _, _ in steps}
+        if unknown:
+            raise HarnessError(f"--only: unknown step(s) {', '.join(sorted(unknown))}")
+        for key, name, step in steps:
+            if only and key not in only:
+                continue
             log(name)
             step()
+        if only:
+            res.notes.append(f"partial run (--only {','.join(sorted(only))})")
 
         why_not = "smoke run" if args.smoke else "--no-link" if args.no_link else Link.available()
+        if only:
+            why_not = "partial run"
         link = None
         if why_not is None:
             try:
                 link = Link(harness)
             except (subprocess.CalledProcessError, HarnessError) as error:
                 why_not = f"cannot make a namespace link: {error}"
-        if link:
+        if only:
+            pass
+        elif link:
             remote = Cluster(harness, "remote", host=link.server_ip, netns=link.netns)
             link.use("LAN")
             log(f"cluster behind the simulated link at {remote.url} (namespace {link.netns}); LAN: cached read")
@@ -835,10 +849,11 @@ def main():
                         q.get("min", ""), q.get("max", ""), r.get("target", {}).get("text", ""),
                         r.get("pass", ""), r["note"]])
     chart(res, base + ".png", f"dfs vs targets ({mode}, {report['generated']}, {info['nproc']} CPUs)")
-    if not args.smoke:
+    full = not args.smoke and not only
+    if full:
         for ext in ("json", "csv", "png", "md"):
             shutil.copyfile(f"{base}.{ext}", os.path.join(args.out, f"latest.{ext}"))
-    log(f"wrote {base}.{{json,csv,png,md}}" + ("" if args.smoke else " and latest.*"))
+    log(f"wrote {base}.{{json,csv,png,md}}" + (" and latest.*" if full else ""))
     return 0
 
 
