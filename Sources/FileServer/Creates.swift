@@ -6,53 +6,66 @@ import ServerKit
 import Synchronization
 
 /// Creates through this server (`PUT /creates`): ids for their blobs, leased from the directory a block at a time,
-/// and their commits, sent to the directory in batches (group commit, as `GroupFlush` does for a disk).
+/// and a pipeline of two background threads in which no request thread waits. A create's connection is parked once
+/// its blob is written, fsynced and renamed into place; the first thread makes the names of every blob placed so
+/// far durable with one fsync of `blobs/`, the second commits the durable ones at the directory in one batch (group
+/// commit, twice) and answers each parked request.
 final class Creates: Sendable {
     /// Ids asked for at a time: one directory call per this many creates.
     static let idBlock: Int64 = 1024
     /// The most creates one batch commits.
     static let maxBatch = 256
 
+    /// A create whose blob is in place: its commit, and how to answer it (called once, from the pipeline).
+    struct Pending: Sendable {
+        var item: BatchCommitItem
+        var answer: @Sendable (Result<BatchCommitOutcome, DFSError>) -> Void
+    }
+
     private let directory: String
     private let secret: ClusterSecret
     private let ids = Mutex<(next: Int64, end: Int64)>((0, 0))
     /// Held while a block is fetched, so that only one request asks the directory.
-    private let refilling = Mutex<HTTPClient>(HTTPClient(connectTimeout: 2, timeout: 10))
+    private let refilling: Mutex<HTTPClient>
+    private let flushing: BatchWorker<Pending>
+    private let committing: BatchWorker<Pending>
 
-    /// What a waiting create is told: its outcome, or to send the next batch itself.
-    private enum Turn: Sendable {
-        case done(Result<BatchCommitOutcome, DFSError>)
-        case lead
-    }
-
-    /// One waiting create: woken once, by the thread that sent its batch (or that hands it the next one).
-    private final class Slot: Sendable {
-        let woken = DispatchSemaphore(value: 0)
-        let turn = Mutex<Turn?>(nil)
-
-        func wake(_ value: Turn) {
-            turn.withLock { $0 = value }
-            woken.signal()
+    init(directory: String, secret: ClusterSecret, caFile: String?, store: FileStore) {
+        self.directory = directory
+        self.secret = secret
+        refilling = Mutex(HTTPClient(connectTimeout: 2, timeout: 10, caFile: caFile))
+        let headers = Self.headers(secret)
+        // The kept-alive connection to the directory, used by the committing thread alone.
+        let sender = Locked(HTTPClient(connectTimeout: 2, timeout: 30, caFile: caFile))
+        let committing = BatchWorker<Pending>(name: "dfs-commits", maxBatch: Self.maxBatch) { batch in
+            let results = Self.send(batch.map(\.item), to: directory, headers: headers, sender)
+            for (pending, result) in zip(batch, results) { pending.answer(result) }
+        }
+        self.committing = committing
+        flushing = BatchWorker(name: "dfs-flush", maxBatch: Int.max) { batch in
+            // One flush of `blobs/` covers the name of every blob placed before it began: all of this batch.
+            var failure: DFSError?
+            do {
+                try store.makeDurable()
+            } catch {
+                failure = error as? DFSError ?? DFSError(500, .internal, "cannot make the blob durable")
+            }
+            for pending in batch {
+                if let failure { pending.answer(.failure(failure)) } else { committing.submit(pending) }
+            }
         }
     }
 
-    private struct Queue {
-        var waiting: [(item: BatchCommitItem, slot: Slot)] = []
-        var sending = false
+    /// Lets the pipeline's threads end once what they hold is answered.
+    func stop() {
+        flushing.stop()
+        committing.stop()
     }
 
-    private let queue = Mutex(Queue())
-    /// The kept-alive connection to the directory, used by the one thread sending a batch.
-    private let sender: Mutex<HTTPClient>
+    /// Makes a placed blob durable and commits it, in the background.
+    func submit(_ pending: Pending) { flushing.submit(pending) }
 
-    init(directory: String, secret: ClusterSecret, caFile: String?) {
-        self.directory = directory
-        self.secret = secret
-        sender = Mutex(HTTPClient(connectTimeout: 2, timeout: 30, caFile: caFile))
-        refilling.withLock { $0 = HTTPClient(connectTimeout: 2, timeout: 10, caFile: caFile) }
-    }
-
-    private var headers: [Curl.HTTPHeader] {
+    private static func headers(_ secret: ClusterSecret) -> [Curl.HTTPHeader] {
         [Curl.HTTPHeader("Content-Type", "application/json"), Curl.HTTPHeader(ClusterSecret.header, secret.token)]
     }
 
@@ -65,7 +78,7 @@ final class Creates: Sendable {
             let response: HTTPResponse
             do {
                 response = try client.send(
-                    method: "POST", url: directory + "/ids", headers: headers,
+                    method: "POST", url: directory + "/ids", headers: Self.headers(secret),
                     body: .data(try WireJSON.encode(IdBlockRequest(count: Self.idBlock))))
             } catch {
                 throw DFSError(503, .unavailable, "cannot reach the directory at \(directory) for new ids: \(error)")
@@ -88,46 +101,10 @@ final class Creates: Sendable {
         }
     }
 
-    /// Commits one create at the directory, together with the others waiting at the same time, and returns its
-    /// outcome. While one batch is out, the creates finishing meanwhile queue up and go in the next one, sent by
-    /// the first of them; every other thread sleeps until its own outcome is in (no broadcast wakes them all).
-    func commit(_ item: BatchCommitItem) throws(DFSError) -> BatchCommitOutcome {
-        let slot = Slot()
-        let leads = queue.withLock { queue -> Bool in
-            queue.waiting.append((item, slot))
-            if queue.sending { return false }
-            queue.sending = true
-            return true
-        }
-        if !leads {
-            slot.woken.wait()
-            if case .done(let outcome)? = slot.turn.withLock({ $0 }) { return try outcome.get() }
-        }
-        while true {
-            let batch = queue.withLock { queue in
-                let batch = Array(queue.waiting.prefix(Self.maxBatch))
-                queue.waiting.removeFirst(batch.count)
-                return batch
-            }
-            let results = send(batch.map(\.item))
-            var own: Result<BatchCommitOutcome, DFSError>?
-            for (index, waiting) in batch.enumerated() {
-                if waiting.slot === slot { own = results[index] } else { waiting.slot.wake(.done(results[index])) }
-            }
-            guard let own else { continue }
-            // The first create still waiting sends the next batch; with none, the next arrival will.
-            let next = queue.withLock { queue -> Slot? in
-                if let first = queue.waiting.first { return first.slot }
-                queue.sending = false
-                return nil
-            }
-            next?.wake(.lead)
-            return try own.get()
-        }
-    }
-
     /// One `POST /commits/batch`: an outcome per item, or the same error for all when the batch failed as a whole.
-    private func send(_ items: [BatchCommitItem]) -> [Result<BatchCommitOutcome, DFSError>] {
+    private static func send(
+        _ items: [BatchCommitItem], to directory: String, headers: [Curl.HTTPHeader], _ sender: Locked<HTTPClient>
+    ) -> [Result<BatchCommitOutcome, DFSError>] {
         let result = sender.withLock { client -> Result<[BatchCommitOutcome], DFSError> in
             let response: HTTPResponse
             do {
@@ -204,13 +181,81 @@ extension FileService {
                     path: path, fileId: id, version: id, size: stored.size, sha256: stored.sha256,
                     baseVersion: baseVersion,
                     receipts: stored.all.map { StoredReceipt(fileServerId: $0.fileServerId, receipt: $0.receipt) })
-                let outcome = try creates.commit(BatchCommitItem(clientId: clientId, commit: commit))
-                if let entry = outcome.entry, outcome.status == 201 { return .json(entry, status: 201) }
-                let error = outcome.error ?? ErrorBody.Detail(code: "internal", message: "the commit failed")
-                var refusal = DFSError(
-                    outcome.status, ErrorCode(rawValue: error.code) ?? .internal, error.message)
-                refusal.holders = error.holders
-                throw refusal
+                let item = BatchCommitItem(clientId: clientId, commit: commit)
+                return .suspend { suspension in
+                    creates.submit(
+                        Creates.Pending(item: item) { result in
+                            suspension.resume(with: Self.createAnswer(result))
+                        })
+                }
             })
+    }
+
+    /// The answer to a create: 201 and the entry, or the directory's refusal as the client would have had it.
+    static func createAnswer(_ result: Result<BatchCommitOutcome, DFSError>) -> Response {
+        Router.answer {
+            let outcome = try result.get()
+            if let entry = outcome.entry, outcome.status == 201 { return .json(entry, status: 201) }
+            let error = outcome.error ?? ErrorBody.Detail(code: "internal", message: "the commit failed")
+            var refusal = DFSError(outcome.status, ErrorCode(rawValue: error.code) ?? .internal, error.message)
+            refusal.holders = error.holders
+            throw refusal
+        }
+    }
+}
+
+/// A thread that takes what was submitted a batch at a time (everything waiting, up to `maxBatch`) and hands each
+/// batch to `process`; it sleeps while there is nothing to do.
+final class BatchWorker<Item: Sendable>: Sendable {
+    private struct State {
+        var items: [Item] = []
+        var idle = false
+        var stopped = false
+    }
+
+    private enum Step {
+        case run([Item]), sleep, exit
+    }
+
+    private let state = Locked(State())
+    private let wake = DispatchSemaphore(value: 0)
+
+    init(name: String, maxBatch: Int, process: @escaping @Sendable ([Item]) -> Void) {
+        let thread = Thread { [state, wake] in
+            while true {
+                let step = state.withLock { state -> Step in
+                    if state.items.isEmpty {
+                        if state.stopped { return .exit }
+                        state.idle = true
+                        return .sleep
+                    }
+                    let batch = Array(state.items.prefix(maxBatch))
+                    state.items.removeFirst(batch.count)
+                    return .run(batch)
+                }
+                switch step {
+                case .run(let batch): process(batch)
+                case .sleep: wake.wait()
+                case .exit: return
+                }
+            }
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    func submit(_ item: Item) { update { $0.items.append(item) } }
+
+    /// Lets the thread end once everything submitted was processed.
+    func stop() { update { $0.stopped = true } }
+
+    /// Changes the state, and wakes the thread if it sleeps.
+    private func update(_ change: (inout State) -> Void) {
+        let wasIdle = state.withLock { state -> Bool in
+            change(&state)
+            defer { state.idle = false }
+            return state.idle
+        }
+        if wasIdle { wake.signal() }
     }
 }

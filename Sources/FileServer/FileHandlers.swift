@@ -62,7 +62,7 @@ final class FileService: Sendable {
         directory: String, caFile: String? = nil, connectionTimeoutSeconds: Int = 60,
         logger: Logger = Logger(label: "dfs.fileserver")
     ) {
-        creates = Creates(directory: directory, secret: secret, caFile: caFile)
+        creates = Creates(directory: directory, secret: secret, caFile: caFile, store: store)
         self.logger = logger
         self.store = store
         self.capacityBytes = capacityBytes

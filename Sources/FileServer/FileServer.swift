@@ -54,6 +54,7 @@ public final class FileServer: Sendable {
         scrubber.stop()
         heartbeat.stop()
         http.stop()
+        service.creates.stop()
     }
 }
 

@@ -107,8 +107,16 @@ public final class FileStore: Sendable {
         return Upload(store: self, name: name, tempPath: tempPath, handle: FileHandle(fileDescriptor: fd, closeOnDealloc: true))
     }
 
-    /// Moves a finished (fsynced) upload into place under its checksum; refuses to replace an existing blob.
+    /// Moves a finished (fsynced) upload into place under its checksum and makes the name durable; refuses to
+    /// replace an existing blob.
     func install(_ upload: Upload, sha256: String) throws {
+        try place(upload, sha256: sha256)
+        try makeDurable()
+    }
+
+    /// Moves a finished upload into place under its checksum, not yet durable (`makeDurable` does that, for every
+    /// blob placed before it is called); refuses to replace an existing blob.
+    func place(_ upload: Upload, sha256: String) throws {
         let claimed = index.withLock { index -> Bool in
             guard index[upload.name] == nil else { return false }
             // Reserve the name so a concurrent upload of the same blob cannot also install it.
@@ -125,6 +133,11 @@ public final class FileStore: Sendable {
             index.withLock { $0[upload.name] = nil }
             throw DFSError(500, .internal, "cannot store the blob")
         }
+    }
+
+    /// Returns once the names of every blob placed so far are durable: one fsync of `blobs/`, shared with the
+    /// others waiting.
+    func makeDurable() throws {
         do {
             try blobsFlush.waitDurable(blobsFlush.changed())
         } catch {

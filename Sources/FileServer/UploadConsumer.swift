@@ -16,15 +16,17 @@ final class UploadConsumer: BodyConsumer {
     private let serverId: Int64
     private let signer: TicketSigner
     private let forwarder: Forwarder?
-    /// What to answer once every copy is stored (a create commits it); else the results themselves, 201.
-    private let answer: ((PipelineResult) throws -> Response)?
+    /// What comes next once every copy is placed, its name not yet durable (a create makes it durable and commits
+    /// it in the background, answering later); without it, that is done here and the results answered, 201.
+    private let placed: ((PipelineResult) -> Disposition)?
     private var failed = false
 
     init(
         upload: Upload, expectedSHA256: String?, fence: Int64?, service: FileService, serverId: Int64,
-        signer: TicketSigner, forwarder: Forwarder? = nil, stored: ((PipelineResult) throws -> Response)? = nil
+        signer: TicketSigner, forwarder: Forwarder? = nil,
+        placed: ((PipelineResult) -> Disposition)? = nil
     ) {
-        self.answer = stored
+        self.placed = placed
         self.fence = fence
         self.upload = upload
         self.expectedSHA256 = expectedSHA256
@@ -73,39 +75,55 @@ final class UploadConsumer: BodyConsumer {
     }
 
     func finish() -> Response {
-        Router.answer {
-            forwarder?.queue.close()
-            let sha256: String
-            do {
-                sha256 = try upload.finish()
-            } catch {
-                forwarder?.queue.fail()
-                upload.abort()
-                throw error
-            }
-            if let expected = expectedSHA256, expected != sha256 {
-                // The next server got the same expectation and refuses the bytes as well.
-                upload.abort()
-                throw DFSError.checksumMismatch("received bytes have sha256 \(sha256), expected \(expected)")
-            }
-            let replicas = try forwarder.map { try downstreamResults(of: $0, sha256: sha256) }
-            let name = upload.name
-            if let fence {
-                // Checked again at the end: a newer writer may have stored its bytes while these streamed in.
-                guard service.fences.accept(fence, for: name.fileId) else {
-                    upload.abort()
-                    throw DFSError(409, .staleLock, "lock token \(fence) was overtaken by a newer writer")
-                }
-            }
-            try service.store.install(upload, sha256: sha256)
-            let stored = service.uploadResult(name, size: upload.size, sha256: sha256, serverId: serverId, signer: signer)
-            var result = PipelineResult(
-                fileServerId: stored.fileServerId, fileId: stored.fileId, version: stored.version, size: stored.size,
-                sha256: stored.sha256, receipt: stored.receipt)
-            result.replicas = replicas
-            if let answer { return try answer(result) }
-            return .json(result, status: 201)
+        Router.answer { .json(try stored(durable: true), status: 201) }
+    }
+
+    func finishing() -> Disposition {
+        guard let placed else { return .respond(finish()) }
+        do {
+            return placed(try stored(durable: false))
+        } catch {
+            return .respond(Router.answer { throw error })
         }
+    }
+
+    /// Checks what arrived, waits for the pipeline's results, and puts this copy in place (`durable`: and on
+    /// disk); every copy's result.
+    private func stored(durable: Bool) throws -> PipelineResult {
+        forwarder?.queue.close()
+        let sha256: String
+        do {
+            sha256 = try upload.finish()
+        } catch {
+            forwarder?.queue.fail()
+            upload.abort()
+            throw error
+        }
+        if let expected = expectedSHA256, expected != sha256 {
+            // The next server got the same expectation and refuses the bytes as well.
+            upload.abort()
+            throw DFSError.checksumMismatch("received bytes have sha256 \(sha256), expected \(expected)")
+        }
+        let replicas = try forwarder.map { try downstreamResults(of: $0, sha256: sha256) }
+        let name = upload.name
+        if let fence {
+            // Checked again at the end: a newer writer may have stored its bytes while these streamed in.
+            guard service.fences.accept(fence, for: name.fileId) else {
+                upload.abort()
+                throw DFSError(409, .staleLock, "lock token \(fence) was overtaken by a newer writer")
+            }
+        }
+        if durable {
+            try service.store.install(upload, sha256: sha256)
+        } else {
+            try service.store.place(upload, sha256: sha256)
+        }
+        let stored = service.uploadResult(name, size: upload.size, sha256: sha256, serverId: serverId, signer: signer)
+        var result = PipelineResult(
+            fileServerId: stored.fileServerId, fileId: stored.fileId, version: stored.version, size: stored.size,
+            sha256: stored.sha256, receipt: stored.receipt)
+        result.replicas = replicas
+        return result
     }
 
     /// Waits for the next server's answer; its results (its own, then its replicas') when it stored exactly

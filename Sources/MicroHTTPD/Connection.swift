@@ -134,7 +134,15 @@ final class Connection {
             }
         case .streaming(let consumer):
             phase = .answered
-            return answer(consumer.finish(), connection)
+            switch consumer.finishing() {
+            case .respond(let response):
+                return answer(response, connection)
+            case .suspend(let park):
+                phase = .suspending(park: park)
+                return bodyComplete(connection)
+            case .collectBody, .collectBodyThen, .streamBody:
+                return answer(.internalServerError, connection)
+            }
         case .suspending(let park):
             let suspension = Suspension(connection: connection)
             guard core.park(suspension) else { return answer(.serviceUnavailable, connection) }

@@ -12,6 +12,13 @@ public protocol BodyConsumer: AnyObject {
     func finish() -> Response
     /// The connection ended before finish() (client abort, server stop): clean up temp files.
     func cancel()
+    /// The whole body arrived: `.respond` (what `finish()` does by default) or `.suspend`, to answer later from
+    /// another thread without holding this one (anything else is answered 500).
+    func finishing() -> Disposition
+}
+
+extension BodyConsumer {
+    public func finishing() -> Disposition { .respond(finish()) }
 }
 
 /// What to do with a request once its headers are in.
