@@ -26,7 +26,7 @@ extension Directory {
     }
 
     /// How many copies files can have now: `replicas`, capped by the live servers.
-    private func effectiveReplicas(_ state: State, now: Int64) -> Int {
+    func effectiveReplicas(_ state: State, now: Int64) -> Int {
         let live = state.servers.keys.filter { liveness(state.lastHeartbeatMs[$0] ?? 0, now) == .live }.count
         return min(config.replicas, live)
     }

@@ -391,7 +391,11 @@ public final class Directory: Sendable {
 
     /// Keeps the servers' loads and the planner's trigger in step with a commit.
     private func committed(_ result: Metadata.CommitResult, size: Int64, servers: [Int64], _ state: inout State) {
-        if servers.count < config.replicas { state.replicationDirty = true }
+        // Fewer copies than the live servers allow: the planner has work. (Fewer because fewer servers are live —
+        // one in the benchmark — is not: a server coming back changes the liveness, which starts a scan anyway.)
+        if servers.count < config.replicas, servers.count < effectiveReplicas(state, now: Clock.monotonicMs()) {
+            state.replicationDirty = true
+        }
         for id in servers {
             state.stored[id, default: (0, 0)].files += 1
             state.stored[id, default: (0, 0)].bytes += size

@@ -30,18 +30,19 @@ extension Database {
     }
 
     private func savepoint<T>(_ body: () throws -> T) throws -> T {
+        // Prepared once per depth and kept (`run`): a batch of commits takes one savepoint per commit.
         let name = "dfs_savepoint_\(transactionDepth)"
-        try execute("SAVEPOINT \(name)")
+        try run("SAVEPOINT \(name)")
         transactionDepth += 1
         defer { transactionDepth -= 1 }
         do {
             let value = try body()
-            try execute("RELEASE \(name)")
+            try run("RELEASE \(name)")
             return value
         } catch {
             // Some errors (SQLITE_FULL, IOERR…) already rolled the whole transaction back; then these fail harmlessly.
-            try? execute("ROLLBACK TO \(name)")
-            try? execute("RELEASE \(name)")
+            try? run("ROLLBACK TO \(name)")
+            try? run("RELEASE \(name)")
             throw error
         }
     }
