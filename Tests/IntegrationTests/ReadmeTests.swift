@@ -71,6 +71,31 @@ import Testing
         #expect(try reader.read("/docs/new.txt") == contents)
     }
 
+    /// "Small files can also be created in one request": every copy stored, the file readable.
+    @Test func curlCreateExampleStoresEveryCopy() throws {
+        let cluster = try TestCluster(fileServers: 2, directoryConf: "replicas = 2")
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        try dfs.mkdir("/docs")
+        let registration = try JSONSerialization.jsonObject(
+            with: try Data(contentsOf: URL(fileURLWithPath: cluster.tempPath("client-home") + "/client.json")))
+        let token = try #require((registration as? [String: Any])?["token"] as? String)
+        let contents = Data("hello, one request\n".utf8)
+        try contents.write(to: URL(fileURLWithPath: cluster.tempPath("hello.txt")))
+
+        let script = try Self.shellBlock(after: "Small files can also be created in one request")
+        let run = try Self.bash(
+            script, in: cluster.root,
+            environment: ["D": cluster.directory.url, "AUTH": "Authorization: Bearer \(token)"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let entry = try #require(
+            try? WireJSON.decode(EntryInfo.self, from: Data(run.stdout.utf8)), "the create answered: \(run.stdout)")
+        #expect(entry.path == "/docs/quick.txt" && entry.size == Int64(contents.count))
+        #expect(Set(entry.replicas?.map(\.fileServerId) ?? []).count == 2, "\(run.stdout)")
+        let reader = cluster.client(home: cluster.tempPath("reader"), cacheMaxBytes: 0)
+        #expect(try reader.read("/docs/quick.txt") == contents)
+    }
+
     /// The one-minute tour's `dfs` commands, in order, each succeeding (`set -e`).
     @Test func tourCommandsRunAsWritten() throws {
         let cluster = try TestCluster(fileServers: 2, directoryConf: "replicas = 2")
