@@ -278,11 +278,7 @@ extension BatchCommitResponse: FastEncodable {
                 }
                 if let error = outcome.error {
                     out.key("error")
-                    out.raw("{")
-                    out.key("code", first: true)
-                    out.string(error.code)
-                    out.member("message", error.message)
-                    out.raw("}")
+                    error.write(to: &out)
                 }
             }
             out.raw("}")
@@ -298,11 +294,19 @@ extension ErrorBody: FastEncodable {
         return JSONWriter.document(capacity: 128) { out in
             out.raw("{")
             out.key("error", first: true)
-            out.raw("{")
-            out.key("code", first: true)
-            out.string(error.code)
-            out.member("message", error.message)
-            out.raw("}}")
+            error.write(to: &out)
+            out.raw("}")
         }
+    }
+}
+
+extension ErrorBody.Detail {
+    /// `{"code":…,"message":…}` (the writers leave out lock holders: they go through the Codable encoder).
+    fileprivate func write(to out: inout JSONWriter) {
+        out.raw("{")
+        out.key("code", first: true)
+        out.string(code)
+        out.member("message", message)
+        out.raw("}")
     }
 }

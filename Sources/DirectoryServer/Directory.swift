@@ -341,15 +341,7 @@ public final class Directory: Sendable {
             }
             try locks.checkWrite(path: path.description, token: write.fence)
             let confirmed = confirmedServers(request, among: write.targets)
-            guard confirmed.count == write.targets.count else {
-                throw DFSError.conflict(
-                    "the upload is not confirmed by every file server (\(confirmed.count) of \(write.targets.count) receipts match the size and sha256)"
-                )
-            }
-            let result = try state.meta.commit(
-                path, fileId: request.fileId, version: request.version, size: request.size,
-                sha256: request.sha256.lowercased(), baseVersion: request.baseVersion, servers: confirmed,
-                nowMs: Clock.wallMs())
+            let result = try commitConfirmed(request, path, confirmed: confirmed, of: write.targets.count, state)
             state.openWrites[request.version] = nil
             for id in write.targets { state.inflight[id] = max(0, (state.inflight[id] ?? 0) - write.sizeHint) }
             committed(result, size: request.size, servers: confirmed, &state)
@@ -372,6 +364,21 @@ public final class Directory: Sendable {
         }
         guard !path.isRoot else { throw DFSError.isADirectory("/ is a directory") }
         return path
+    }
+
+    /// Makes the upload current once every one of its `expected` copies is `confirmed` by a valid receipt.
+    private func commitConfirmed(
+        _ request: CommitRequest, _ path: DFSPath, confirmed: [Int64], of expected: Int, _ state: State
+    ) throws -> Metadata.CommitResult {
+        guard !confirmed.isEmpty, confirmed.count == expected else {
+            throw DFSError.conflict(
+                "the upload is not confirmed by every file server (\(confirmed.count) of \(expected) receipts match the size and sha256)"
+            )
+        }
+        return try state.meta.commit(
+            path, fileId: request.fileId, version: request.version, size: request.size,
+            sha256: request.sha256.lowercased(), baseVersion: request.baseVersion, servers: confirmed,
+            nowMs: Clock.wallMs())
     }
 
     /// Those of `servers` whose receipt in `request` is valid for its blob, size and checksum.
@@ -479,15 +486,8 @@ public final class Directory: Sendable {
                         continue
                     }
                     do {
-                        guard !confirmed.isEmpty, confirmed.count == request.receipts.count else {
-                            throw DFSError.conflict(
-                                "the upload is not confirmed by its file servers (\(confirmed.count) of \(request.receipts.count) receipts match the size and sha256)"
-                            )
-                        }
-                        let result = try state.meta.commit(
-                            path, fileId: request.fileId, version: request.version, size: request.size,
-                            sha256: request.sha256.lowercased(), baseVersion: request.baseVersion, servers: confirmed,
-                            nowMs: Clock.wallMs())
+                        let result = try commitConfirmed(
+                            request, path, confirmed: confirmed, of: request.receipts.count, state)
                         done.append((result, request.size, confirmed))
                         outcomes[index] = BatchCommitOutcome(status: 201, entry: try info(result.row, path: path, state))
                     } catch {

@@ -123,26 +123,10 @@ final class Connection {
             return answer(response, connection)
         case .collecting(_, _, let then, let body):
             phase = .answered
-            switch then(body) {
-            case .respond(let response):
-                return answer(response, connection)
-            case .suspend(let park):
-                phase = .suspending(park: park)
-                return bodyComplete(connection)
-            case .collectBody, .collectBodyThen, .streamBody:
-                return answer(.internalServerError, connection)
-            }
+            return proceed(then(body), connection)
         case .streaming(let consumer):
             phase = .answered
-            switch consumer.finishing() {
-            case .respond(let response):
-                return answer(response, connection)
-            case .suspend(let park):
-                phase = .suspending(park: park)
-                return bodyComplete(connection)
-            case .collectBody, .collectBodyThen, .streamBody:
-                return answer(.internalServerError, connection)
-            }
+            return proceed(consumer.finishing(), connection)
         case .suspending(let park):
             let suspension = Suspension(connection: connection)
             guard core.park(suspension) else { return answer(.serviceUnavailable, connection) }
@@ -174,6 +158,19 @@ final class Connection {
         if let parked {
             parked.close()
             core.unpark(parked)
+        }
+    }
+
+    /// What a complete body leads to: an answer now, or a parked request (anything else is a handler's bug: 500).
+    private func proceed(_ next: Disposition, _ connection: OpaquePointer) -> MHD_Result {
+        switch next {
+        case .respond(let response):
+            return answer(response, connection)
+        case .suspend(let park):
+            phase = .suspending(park: park)
+            return bodyComplete(connection)
+        case .collectBody, .collectBodyThen, .streamBody:
+            return answer(.internalServerError, connection)
         }
     }
 

@@ -48,31 +48,20 @@ import Testing
 
     /// "Writing with curl takes three steps": with two copies per file, as `make run` keeps them.
     @Test func curlWriteExampleCommitsEveryCopy() throws {
-        let cluster = try TestCluster(fileServers: 2, directoryConf: "replicas = 2")
-        defer { cluster.shutdown() }
-        let dfs = cluster.client()
-        try dfs.mkdir("/docs")
-        let registration = try JSONSerialization.jsonObject(
-            with: try Data(contentsOf: URL(fileURLWithPath: cluster.tempPath("client-home") + "/client.json")))
-        let token = try #require((registration as? [String: Any])?["token"] as? String)
-        let contents = Data("hello, dfs\n".utf8)
-        try contents.write(to: URL(fileURLWithPath: cluster.tempPath("hello.txt")))
-
-        let script = try Self.shellBlock(after: "Writing with curl takes three steps")
-        let run = try Self.bash(
-            script, in: cluster.root,
-            environment: ["D": cluster.directory.url, "AUTH": "Authorization: Bearer \(token)"])
-        #expect(run.status == 0, "\(run.stderr)")
-        let entry = try #require(
-            try? WireJSON.decode(EntryInfo.self, from: Data(run.stdout.utf8)), "the commit answered: \(run.stdout)")
-        #expect(entry.path == "/docs/new.txt" && entry.size == Int64(contents.count))
-        #expect(Set(entry.replicas?.map(\.fileServerId) ?? []).count == 2, "\(run.stdout)")
-        let reader = cluster.client(home: cluster.tempPath("reader"), cacheMaxBytes: 0)
-        #expect(try reader.read("/docs/new.txt") == contents)
+        try Self.expectCurlExampleStoresTwoCopies(
+            after: "Writing with curl takes three steps", path: "/docs/new.txt", contents: "hello, dfs\n")
     }
 
     /// "Small files can also be created in one request": every copy stored, the file readable.
     @Test func curlCreateExampleStoresEveryCopy() throws {
+        try Self.expectCurlExampleStoresTwoCopies(
+            after: "Small files can also be created in one request", path: "/docs/quick.txt",
+            contents: "hello, one request\n")
+    }
+
+    /// Runs the README's curl block after `marker` (with `D` and `AUTH` set, `hello.txt` holding `contents`) against
+    /// a cluster keeping two copies: it must print the entry of `path`, stored on both servers and readable.
+    static func expectCurlExampleStoresTwoCopies(after marker: String, path: String, contents text: String) throws {
         let cluster = try TestCluster(fileServers: 2, directoryConf: "replicas = 2")
         defer { cluster.shutdown() }
         let dfs = cluster.client()
@@ -80,20 +69,20 @@ import Testing
         let registration = try JSONSerialization.jsonObject(
             with: try Data(contentsOf: URL(fileURLWithPath: cluster.tempPath("client-home") + "/client.json")))
         let token = try #require((registration as? [String: Any])?["token"] as? String)
-        let contents = Data("hello, one request\n".utf8)
+        let contents = Data(text.utf8)
         try contents.write(to: URL(fileURLWithPath: cluster.tempPath("hello.txt")))
 
-        let script = try Self.shellBlock(after: "Small files can also be created in one request")
-        let run = try Self.bash(
+        let script = try shellBlock(after: marker)
+        let run = try bash(
             script, in: cluster.root,
             environment: ["D": cluster.directory.url, "AUTH": "Authorization: Bearer \(token)"])
         #expect(run.status == 0, "\(run.stderr)")
         let entry = try #require(
-            try? WireJSON.decode(EntryInfo.self, from: Data(run.stdout.utf8)), "the create answered: \(run.stdout)")
-        #expect(entry.path == "/docs/quick.txt" && entry.size == Int64(contents.count))
+            try? WireJSON.decode(EntryInfo.self, from: Data(run.stdout.utf8)), "the example answered: \(run.stdout)")
+        #expect(entry.path == path && entry.size == Int64(contents.count))
         #expect(Set(entry.replicas?.map(\.fileServerId) ?? []).count == 2, "\(run.stdout)")
         let reader = cluster.client(home: cluster.tempPath("reader"), cacheMaxBytes: 0)
-        #expect(try reader.read("/docs/quick.txt") == contents)
+        #expect(try reader.read(path) == contents)
     }
 
     /// The one-minute tour's `dfs` commands, in order, each succeeding (`set -e`).
