@@ -489,7 +489,12 @@ public final class Directory: Sendable {
                         let result = try commitConfirmed(
                             request, path, confirmed: confirmed, of: request.receipts.count, state)
                         done.append((result, request.size, confirmed))
-                        outcomes[index] = BatchCommitOutcome(status: 201, entry: try info(result.row, path: path, state))
+                        // The copies are the confirmed servers: no query to read them back.
+                        outcomes[index] = BatchCommitOutcome(
+                            status: 201,
+                            entry: Self.entryInfo(
+                                result.row, path: path.description, name: path.name, replicaIds: confirmed,
+                                servers: state.servers))
                     } catch {
                         outcomes[index] = Self.outcome(error)
                         try state.meta.queueDeletions(

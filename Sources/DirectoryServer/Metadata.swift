@@ -31,6 +31,23 @@ struct EntryRow: Equatable, Sendable {
     }
 }
 
+extension EntryRow {
+    init(
+        id: Int64, parent: Int64, name: String, isDir: Bool, mtimeMs: Int64, fileId: Int64?, version: Int64?,
+        size: Int64?, sha256: String?
+    ) {
+        self.id = id
+        self.parent = parent
+        self.name = name
+        self.isDir = isDir
+        self.mtimeMs = mtimeMs
+        self.fileId = fileId
+        self.version = version
+        self.size = size
+        self.sha256 = sha256
+    }
+}
+
 /// A blob copy: file id and version on one file server.
 struct BlobRef: Hashable {
     var fileId: Int64
@@ -315,6 +332,7 @@ final class Metadata: NamespaceQueries {
                 throw DFSError.conflict("\(path) already has a newer version (\(current)) than \(version)")
             }
             var replaced: [BlobRef] = []
+            let entryId: Int64
             if let existing, let oldId = existing.fileId, let oldVersion = existing.version {
                 for server in try replicas(fileId: oldId, version: oldVersion) {
                     replaced.append(BlobRef(fileId: oldId, version: oldVersion, serverId: server))
@@ -327,6 +345,7 @@ final class Metadata: NamespaceQueries {
                     """,
                     [.integer(fileId), .integer(version), .integer(size), .text(sha256), .integer(nowMs),
                      .integer(existing.id)])
+                entryId = existing.id
             } else {
                 try db.run(
                     """
@@ -335,6 +354,7 @@ final class Metadata: NamespaceQueries {
                     """,
                     [.integer(parent.id), .text(path.name), .integer(nowMs), .integer(fileId), .integer(version),
                      .integer(size), .text(sha256)])
+                entryId = db.lastInsertRowID
             }
             for server in servers {
                 try db.run(
@@ -342,7 +362,11 @@ final class Metadata: NamespaceQueries {
                     [.integer(fileId), .integer(version), .integer(server)])
             }
             try queueDeletions(replaced)
-            return (try child(of: parent.id, named: path.name)!, replaced, existing?.size ?? 0)
+            // The row as written (not read back: one query less per commit, and a batch holds many).
+            let row = EntryRow(
+                id: entryId, parent: parent.id, name: path.name, isDir: false, mtimeMs: nowMs,
+                fileId: fileId, version: version, size: size, sha256: sha256)
+            return (row, replaced, existing?.size ?? 0)
         }
     }
 
