@@ -165,6 +165,28 @@ import Testing
         #expect(throws: DFSClientError.self) { try cluster.client().stat("/x") }
     }
 
+    @Test func aCreateWhileTheDirectoryIsDownFailsClearlyAndCommitsNothing() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let (auth, fileServer) = try Self.creator(cluster)
+        let http = HTTPClient(connectTimeout: 5, timeout: 60)
+        func create(_ path: String) throws -> (Int, String?) {
+            let response = try http.send(
+                method: "PUT", url: fileServer + "/creates?path=" + path, headers: auth, body: .data(Data(path.utf8)))
+            return (response.status, try? WireJSON.decode(ErrorBody.self, from: response.body).error.code)
+        }
+        #expect(try create("/before").0 == 201)
+        cluster.directory.kill9()
+        #expect(try create("/during") == (503, "unavailable"))
+        // The file server goes on (its id block and its connection to the directory outlive the outage).
+        try cluster.restartDirectory(kill: false)
+        #expect(try create("/after").0 == 201)
+        let reader = cluster.client(home: cluster.tempPath("reader"))
+        #expect(try reader.read("/before") == Data("/before".utf8))
+        #expect(try reader.read("/after") == Data("/after".utf8))
+        #expect(throws: DFSClientError.self) { try reader.stat("/during") }
+    }
+
     @Test func concurrentCreatesThroughTwoCopiesAllLand() throws {
         let cluster = try TestCluster(fileServers: 3)
         defer { cluster.shutdown() }
