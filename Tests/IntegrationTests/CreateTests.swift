@@ -53,6 +53,23 @@ import Testing
         #expect(try cluster.client(home: cluster.tempPath("reader2")).read("/hello.txt") == Data("second".utf8))
     }
 
+    @Test func theClientCreatesEmptyAndOneMiBFilesAndBiggerOnesTheOtherWay() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        let reader = cluster.client(home: cluster.tempPath("reader"), cacheMaxBytes: 0)
+        for size in [0, 1, Int(DFSClient.createLimit)] {
+            let data = Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+            let entry = try dfs.write("/s\(size)", data: data)
+            #expect(entry.size == Int64(size) && entry.fileId == entry.version, "\(size) bytes: created")
+            #expect(try reader.read("/s\(size)") == data)
+        }
+        let big = Data(repeating: 9, count: Int(DFSClient.createLimit) + 1)
+        let entry = try dfs.write("/big", data: big)
+        #expect(entry.fileId != entry.version, "bigger files go through a ticket of the directory")
+        #expect(try reader.read("/big") == big)
+    }
+
     @Test func badCreatesAreRefusedAndCommitNothing() throws {
         let cluster = try TestCluster(fileServers: 1)
         defer { cluster.shutdown() }
