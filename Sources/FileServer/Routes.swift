@@ -22,7 +22,7 @@ enum FileServerRoutes {
                     data in
                     Router.answer {
                         guard !data.isEmpty else { throw DFSError.badRequest("a JSON body is required") }
-                        guard let order = try? WireJSON.decode(ReplicateRequest.self, from: data) else {
+                        guard let order = try? Route.decodeBody(ReplicateRequest.self, data) else {
                             throw DFSError.badRequest(
                                 "malformed JSON body: expected {file_id, version, sha256, size, source_url}")
                         }
@@ -36,7 +36,7 @@ enum FileServerRoutes {
                 return .collectBody(limit: 1 << 16, tooLarge: { .error(.tooLarge("request body is larger than 64 KiB")) }) {
                     data in
                     Router.answer {
-                        guard let order = try? WireJSON.decode(VerifyRequest.self, from: data) else {
+                        guard let order = try? Route.decodeBody(VerifyRequest.self, data) else {
                             throw DFSError.badRequest("malformed JSON body: expected {file_id, version}")
                         }
                         return .json(service.verify(order))

@@ -48,13 +48,45 @@ public struct Route: Sendable {
         }
     }
 
-    static func decodeBody<Body: Decodable>(_ type: Body.Type, _ data: Data) throws -> Body {
+    public static func decodeBody<Body: Decodable>(_ type: Body.Type, _ data: Data) throws -> Body {
         guard !data.isEmpty else { throw DFSError.badRequest("a JSON body is required") }
+        guard !hasNonIntegerNumber(data) else {
+            throw DFSError.badRequest("malformed JSON body: every number in a request is an integer (no fraction or exponent)")
+        }
         do {
             return try WireJSON.decode(Body.self, from: data)
         } catch {
             throw DFSError.badRequest("malformed JSON body: \(Router.describe(error))")
         }
+    }
+
+    /// True when the JSON text has a number with a fraction or an exponent (`1.0`, `1e2`) outside its strings.
+    ///
+    /// No field of the wire protocol is fractional, and `JSONDecoder` reads `1.0` into an integer field: without this
+    /// a request the API documents as invalid (`"size_hint": 0.0`) was taken (found by the long fuzz run).
+    public static func hasNonIntegerNumber(_ data: Data) -> Bool {
+        var inString = false
+        var escaped = false
+        var previous: UInt8 = 0
+        for byte in data {
+            if inString {
+                if escaped {
+                    escaped = false
+                } else if byte == UInt8(ascii: "\\") {
+                    escaped = true
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = false
+                }
+            } else if byte == UInt8(ascii: "\"") {
+                inString = true
+            } else if byte == UInt8(ascii: ".") {
+                return true  // outside strings, only a number has a dot
+            } else if byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E"), (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(previous) {
+                return true  // an exponent (the e of true and false follows a letter)
+            }
+            previous = byte
+        }
+        return false
     }
 
     /// A route that decodes a JSON body (at most `limit` bytes) and answers with the handler's response.

@@ -9,6 +9,20 @@ import Testing
 @Suite struct ConfigFileTests {
     let keys: Set<String> = ["listen", "data_dir", "threads"]
 
+    @Test func requestBodiesTakeIntegersOnly() throws {
+        for text in [#"{"path":"/x","size_hint":0.0}"#, #"{"path":"/x","size_hint":1e2}"#, #"{"n":[1,2.5]}"#, "{\"n\":-3E1}"] {
+            #expect(Route.hasNonIntegerNumber(Data(text.utf8)), "\(text)")
+            #expect(throws: DFSError.self) { try Route.decodeBody(WriteRequest.self, Data(text.utf8)) }
+        }
+        for text in [
+            #"{"path":"/a.b e1.5 \" 2.0","size_hint":10,"lock":true}"#, #"{"path":"/x","lock":false,"n":-0}"#,
+            #"{"path":"\\","size_hint":7}"#, #"{"path":"1e5"}"#,
+        ] {
+            #expect(!Route.hasNonIntegerNumber(Data(text.utf8)), "\(text)")
+            #expect(throws: Never.self) { try Route.decodeBody(WriteRequest.self, Data(text.utf8)) }
+        }
+    }
+
     @Test func parsesValuesCommentsAndDefaults() throws {
         let text = """
             # a comment
