@@ -124,7 +124,7 @@ extension DFSClient {
     /// the directory would spread it). Nil when the directory has no such route.
     private func place(_ size: Int64) throws -> [PlacementServer]? {
         let now = DispatchTime.now().uptimeNanoseconds
-        if placement == nil || placement!.until <= now {
+        if (placement?.until ?? 0) <= now {
             let answer: PlacementResponse
             do {
                 answer = try transport.call("GET", "/placement", as: PlacementResponse.self)
