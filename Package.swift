@@ -47,6 +47,7 @@ let package = Package(
             name: "DirectoryServer",
             dependencies: [
                 "ServerKit", "DFSCore", "DFSProtocol", "SQLite", "Curl",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(

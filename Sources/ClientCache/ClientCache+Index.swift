@@ -95,6 +95,7 @@ extension ClientCache {
     /// Drops every entry, the attribute cache and the counters.
     public func clear() throws {
         try flush()
+        seen.withLock { $0.removeAll() }
         let keys = try db.withLock { db in
             try db.transaction {
                 let keys = try db.query("SELECT file_id, version FROM entries WHERE data IS NULL").map {

@@ -40,10 +40,14 @@ public final class ClientCache: Sendable {
     /// The index connection; every use is one transaction (or one statement) under the lock.
     let db: Mutex<Database>
     /// Small entries and counts not yet in the index (write-behind, see `store`).
-    private let pending = Mutex(Pending())
+    let pending = Mutex(Pending())
+    /// Attributes this process stored, by path (a bounded memo for `lastSeen`: emptied when full).
+    let seen = Mutex<[String: CachedAttributes]>([:])
+    /// Whether the index held any attributes when it was opened (else `lastSeen` need not ask it: see there).
+    let attributesAtOpen: Bool
 
     /// What `store` queued: written to the index together, in one transaction, by `flush`.
-    private struct Pending: Sendable {
+    struct Pending: Sendable {
         struct Entry: Sendable {
             var fileId: Int64
             var version: Int64
@@ -51,11 +55,13 @@ public final class ClientCache: Sendable {
             var data: Data
         }
         var entries: [Entry] = []
+        /// Attributes seen with the entries, by path (see `store`).
+        var attributes: [String: CachedAttributes] = [:]
         var bytes = 0
         var misses: Int64 = 0
         var hits: Int64 = 0
         var saved: Int64 = 0
-        var isEmpty: Bool { entries.isEmpty && misses == 0 && hits == 0 }
+        var isEmpty: Bool { entries.isEmpty && attributes.isEmpty && misses == 0 && hits == 0 }
     }
 
     /// A flush happens once this many small entries (or bytes) are queued.
@@ -69,7 +75,9 @@ public final class ClientCache: Sendable {
         let fm = FileManager.default
         try fm.createDirectory(atPath: directory + "/blobs", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
-        self.db = Mutex(try Self.openIndex(directory: directory))
+        let db = try Self.openIndex(directory: directory)
+        attributesAtOpen = (try? db.query("SELECT 1 FROM attributes LIMIT 1").isEmpty == false) ?? true
+        self.db = Mutex(db)
     }
 
     deinit {
@@ -222,17 +230,31 @@ public final class ClientCache: Sendable {
     ///
     /// The bytes are not hashed here: the caller has verified them, and inline entries are checked at every hit.
     /// Entries bigger than `inlineLimit` go through a `CacheEntryWriter` (and are hashed).
-    /// - Parameter countingMiss: also count a miss (the read that fetched these bytes), written with the entry.
-    public func store(fileId: Int64, version: Int64, sha256: String, data: Data, countingMiss: Bool = false) throws {
+    /// - Parameters:
+    ///   - countingMiss: also count a miss (the read that fetched these bytes), written with the entry.
+    ///   - path: the path the directory just named this version for: its attributes are remembered with the entry
+    ///     (see `lastSeen`).
+    public func store(
+        fileId: Int64, version: Int64, sha256: String, data: Data, countingMiss: Bool = false, path: String? = nil
+    ) throws {
         guard Int64(data.count) <= Self.inlineLimit else {
             let writer = try beginEntry()
             try writer.write(data)
             try writer.commit(fileId: fileId, version: version, sha256: sha256, countingMiss: countingMiss)
+            if let path {
+                storeAttributes(path: path, fileId: fileId, version: version, sha256: sha256, size: Int64(data.count))
+            }
             return
         }
         let full = pending.withLock { pending -> Bool in
             pending.entries.removeAll { $0.fileId == fileId && $0.version == version }
             pending.entries.append(.init(fileId: fileId, version: version, sha256: sha256, data: data))
+            if let path {
+                let seen = CachedAttributes(
+                    fileId: fileId, version: version, sha256: sha256, size: Int64(data.count), fetchedMs: Self.nowMs())
+                pending.attributes[path] = seen
+                remember(path, seen)
+            }
             pending.bytes += data.count
             if countingMiss { pending.misses += 1 }
             return pending.entries.count >= Self.pendingEntries || pending.bytes >= Self.pendingBytes
@@ -258,6 +280,9 @@ public final class ClientCache: Sendable {
                     try Self.insertRow(
                         db, fileId: entry.fileId, version: entry.version, sha256: entry.sha256,
                         size: Int64(entry.data.count), data: entry.data, signature: "")
+                }
+                for (path, seen) in batch.attributes {
+                    try Self.insertAttributes(db, path: path, seen)
                 }
                 let newest = batch.entries.last.map { "\($0.fileId).\($0.version)" } ?? ""
                 return try evict(db, keep: newest)

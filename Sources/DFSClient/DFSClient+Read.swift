@@ -31,7 +31,17 @@ extension DFSClient {
         if let cached = cachedAttributes(path), try serveFromCache(cached, range: range, into: sink) {
             return cached
         }
-        let entry = try stat(path)
+        let entry: EntryInfo
+        if range == nil {
+            switch try readThroughDirectory(path, into: sink) {
+            case .served(let served):
+                rememberAttributes(served)
+                return served
+            case .entry(let found): entry = found
+            }
+        } else {
+            entry = try stat(path)
+        }
         let lockedByOther = entry.writeLockedBy != nil && heldLocks[Self.key(path)] == nil
         guard lockedByOther else { return try fetch(entry, path: path, range: range, into: sink, restart: restart) }
         return try withLock(path, .read) { lock in
@@ -137,7 +147,7 @@ extension DFSClient {
     }
 
     /// Serves the entry's version from the disk cache; false on a miss.
-    private func serveFromCache(_ entry: EntryInfo, range: ClosedRange<Int64>?, into sink: (Data) throws -> Void) throws
+    func serveFromCache(_ entry: EntryInfo, range: ClosedRange<Int64>?, into sink: (Data) throws -> Void) throws
         -> Bool
     {
         guard let cache, !entry.isDirectory, let fileId = entry.fileId, let version = entry.version,

@@ -31,12 +31,74 @@ extension DFSClient {
             ?? DFSClientError(status: nil, code: "unavailable", message: "no copy of \(entry.path) is readable")
     }
 
+    /// How a `GET /content` went.
+    enum ContentRead {
+        /// The whole file went to the sink: the directory sent its bytes, or named the version the cache has.
+        case served(EntryInfo)
+        /// The bytes are on the file servers: the entry, as a `stat` would have it.
+        case entry(EntryInfo)
+    }
+
+    /// A whole read through the directory, in one round trip when it can be (`GET /content`): the directory sends a
+    /// small file's bytes itself (verified here against the sha256 it names, then cached), or answers 304 when
+    /// `If-None-Match` names the version this client last saw and still has in its cache; otherwise it answers
+    /// with the entry, for the caller to read from a file server as after a `stat`.
+    func readThroughDirectory(_ path: String, into sink: (Data) throws -> Void, conditional: Bool = true) throws
+        -> ContentRead
+    {
+        var headers: [HTTPHeader] = []
+        if conditional, let seen = cache?.lastSeen(Self.key(path)) {
+            headers.append(HTTPHeader("If-None-Match", ContentHeader.etag(fileId: seen.fileId, version: seen.version)))
+        }
+        let response = try transport.send(
+            "GET", "/content", query: ["path": path], headers: headers, accepting: [304, 307])
+        if response.status == 307 {
+            do {
+                return .entry(try WireJSON.decode(EntryInfo.self, from: response.body))
+            } catch {
+                throw DFSClientError(status: 307, code: "bad_response", message: "unexpected answer from /content")
+            }
+        }
+        let entry = try Self.contentEntry(Self.key(path), response.headers)
+        if response.status == 304 {
+            if try serveFromCache(entry, range: nil, into: sink) { return .served(entry) }
+            // Evicted since: ask again for the bytes.
+            return try readThroughDirectory(path, into: sink, conditional: false)
+        }
+        let data = response.body
+        guard Int64(data.count) == entry.size, Data(SHA256.hash(data: data)).hexString == entry.sha256 else {
+            throw DFSClientError(
+                status: nil, code: "checksum_mismatch",
+                message: "the directory sent bytes of \(entry.path) that do not match its size and sha256")
+        }
+        keep(entry, data)
+        if !data.isEmpty { try sink(data) }
+        return .served(entry)
+    }
+
+    /// The version a `GET /content` answer (200 or 304) is about, from its headers.
+    private static func contentEntry(_ path: String, _ headers: [String: String]) throws -> EntryInfo {
+        func header(_ name: String) -> String? { headers[name.lowercased()] }
+        guard let fileId = header(ContentHeader.fileId).flatMap(Int64.init),
+            let version = header(ContentHeader.version).flatMap(Int64.init),
+            let size = header(ContentHeader.size).flatMap(Int64.init), let sha256 = header(ContentHeader.sha256)
+        else {
+            throw DFSClientError(status: nil, code: "bad_response", message: "unexpected answer from /content")
+        }
+        let name = path.split(separator: "/").last.map(String.init) ?? ""
+        return EntryInfo(
+            path: path, name: name, type: "file", mtimeMs: header(ContentHeader.mtimeMs).flatMap(Int64.init) ?? 0,
+            fileId: fileId, version: version, size: size, sha256: sha256)
+    }
+
     /// Stores a verified small file in the cache, counting the miss with it; or only counts the miss.
     private func keep(_ entry: EntryInfo, _ data: Data) {
         guard let cache else { return }
         if let fileId = entry.fileId, let version = entry.version, let sha256 = entry.sha256,
             cacheable(Int64(data.count)),
-            (try? cache.store(fileId: fileId, version: version, sha256: sha256, data: data, countingMiss: true)) != nil
+            (try? cache.store(
+                fileId: fileId, version: version, sha256: sha256, data: data, countingMiss: true, path: entry.path))
+                != nil
         {
             return
         }

@@ -28,11 +28,12 @@ final class Transport {
         }
     }
 
-    /// Calls a directory route; the raw answer, once it is known to be a success.
-    func send(_ method: String, _ route: String, query: [String: String] = [:], body: (any Encodable)? = nil)
-        throws -> HTTPResponse
-    {
-        var headers: [HTTPHeader] = []
+    /// Calls a directory route; the raw answer, once it is known to be a success (or one of `accepting`).
+    func send(
+        _ method: String, _ route: String, query: [String: String] = [:], body: (any Encodable)? = nil,
+        headers extra: [HTTPHeader] = [], accepting: Set<Int> = []
+    ) throws -> HTTPResponse {
+        var headers = extra
         if let token { headers.append(HTTPHeader("Authorization", "Bearer \(token)")) }
         var payload = RequestBody.none
         if let body {
@@ -46,7 +47,7 @@ final class Transport {
         } catch let error as CurlError {
             throw DFSClientError.unreachable("the directory at \(directory)", error.message)
         }
-        try Self.check(response)
+        if !accepting.contains(response.status) { try Self.check(response) }
         return response
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 // Creating a file in one client round trip: the client sends the bytes, with the path, to a file server
 // (`PUT /creates`); that server stores them under an id from a block it leased from the directory, and commits
 // them to the directory together with the other creates finishing at the same time (`POST /commits/batch`). The
@@ -51,29 +53,42 @@ public struct IdBlockRequest: Codable, Sendable, WireKeys {
     public init(count: Int64) { self.count = count }
 }
 
-/// `POST /ids` answer: ids `first ..< first + count` are this caller's alone, for good.
+/// `POST /ids` answer: ids `first ..< first + count` are this caller's alone, for good. `inline_max_bytes` is the
+/// directory's `inline_max_bytes`: a create up to that size carries its bytes in its batch commit (0: none does).
 public struct IdBlockResponse: Codable, Sendable, Equatable, WireKeys {
+    enum CodingKeys: String, CodingKey {
+        case first, count
+        case inlineMaxBytes = "inline_max_bytes"
+    }
+
     public var first: Int64
     public var count: Int64
-    public init(first: Int64, count: Int64) {
+    public var inlineMaxBytes: Int64?
+    public init(first: Int64, count: Int64, inlineMaxBytes: Int64? = nil) {
         self.first = first
         self.count = count
+        self.inlineMaxBytes = inlineMaxBytes
     }
 }
 
 /// One create a file server commits for a client: the client (proved by its token at the file server) and the
-/// commit of the blob stored (`file_id` = `version` = an id of the server's block).
+/// commit of the blob stored (`file_id` = `version` = an id of the server's block). A file of at most the
+/// directory's `inline_max_bytes` also brings its bytes (`data_base64`), which the directory keeps beside the entry
+/// and serves itself (`GET /content`), as Lustre's data-on-MDT does: a small read is then one round trip.
 public struct BatchCommitItem: Codable, Sendable, WireKeys {
     enum CodingKeys: String, CodingKey {
         case commit
         case clientId = "client_id"
+        case data = "data_base64"
     }
 
     public var clientId: Int64
     public var commit: CommitRequest
-    public init(clientId: Int64, commit: CommitRequest) {
+    public var data: Data?
+    public init(clientId: Int64, commit: CommitRequest, data: Data? = nil) {
         self.clientId = clientId
         self.commit = commit
+        self.data = data
     }
 }
 

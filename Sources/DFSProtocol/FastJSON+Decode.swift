@@ -118,7 +118,8 @@ extension BatchCommitRequest: FastDecodable {
             BatchCommitRequest(
                 commits: try fields.objects("commits") {
                     let commit = try $0.object("commit", CommitRequest.init(fields:))
-                    return BatchCommitItem(clientId: try $0.int("client_id"), commit: commit)
+                    return BatchCommitItem(
+                        clientId: try $0.int("client_id"), commit: commit, data: try $0.optionalBase64("data_base64"))
                 })
         }
     }

@@ -250,13 +250,14 @@ extension CommitRequest: FastEncodable {
 extension BatchCommitRequest: FastEncodable {
     /// The wire JSON of this batch (see `JSONWriter`): a file server sends one per group of creates.
     public func encodedJSON() -> Data {
-        JSONWriter.document(capacity: 64 + commits.count * 512) { out in
+        JSONWriter.document(capacity: 64 + commits.count * 512 + commits.reduce(0) { $0 + ($1.data?.count ?? 0) * 4 / 3 }) { out in
             out.raw("{")
             out.objects("commits", commits, first: true) { out, item in
                 out.key("client_id", first: true)
                 out.number(item.clientId)
                 out.key("commit")
                 item.commit.write(to: &out)
+                out.member("data_base64", item.data?.base64EncodedString())
             }
             out.raw("}")
         }

@@ -316,6 +316,16 @@ struct JSONFields {
         return text
     }
 
+    /// Bytes sent as a base64 string, as `JSONDecoder` reads a `Data` (invalid base64 is corrupt data).
+    func optionalBase64(_ key: String) throws -> Data? {
+        guard let text = try optionalString(key) else { return nil }
+        guard let bytes = Data(base64Encoded: text) else {
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: path + [WireKey(key)], debugDescription: "'\(key)' is not valid base64"))
+        }
+        return bytes
+    }
+
     func int(_ key: String) throws -> Int64 {
         try integer(key, try required(key, Int64.self))
     }

@@ -1,3 +1,4 @@
+import Crypto
 import DFSCore
 import DFSProtocol
 import Foundation
@@ -192,6 +193,76 @@ public final class Directory: Sendable {
         return entryInfo(row, path: key, name: path.name, replicaIds: replicaIds)
     }
 
+    /// What `GET /content` answers for a file.
+    enum Content {
+        /// The bytes the metadata keeps of the current version (an inline small file).
+        case bytes(EntryInfo, Data)
+        /// The caller's `If-None-Match` names the current version.
+        case notModified(EntryInfo)
+        /// The bytes are on the file servers only (or another client holds the path's write lock): the entry.
+        case elsewhere(EntryInfo)
+    }
+
+    /// `GET /content`: a whole file in one round trip when the metadata keeps its bytes; else the entry, to be
+    /// read from a file server. While another client holds the path's write lock the answer is always the entry
+    /// (with `write_locked_by`), so that a reader waits for the writer as after a `stat`.
+    func content(_ path: DFSPath, ifNoneMatch: String?) throws -> Content {
+        let key = path.description
+        let writer = locks.writer(of: key)?.clientId
+        let cached = cachedStat(key)
+        /// Whether the metadata's bytes of this row are wanted.
+        func wantsBytes(_ row: EntryRow) -> Bool {
+            guard writer == nil, let fileId = row.fileId, let version = row.version, let size = row.size,
+                size <= config.inlineMaxBytes
+            else { return false }
+            return ifNoneMatch.map { !Self.matches($0, ContentHeader.etag(fileId: fileId, version: version)) } ?? true
+        }
+        let found: (row: EntryRow, data: Data?, replicas: [Int64]?)
+        if let cached, !cached.row.isDir, !wantsBytes(cached.row) {
+            found = (cached.row, nil, cached.replicas)
+        } else {
+            // One snapshot: the bytes are those of the version the row names, never another's.
+            found = try reading { reader in
+                guard let row = try cached?.row ?? reader.entry(at: path) else {
+                    throw DFSError.notFound("\(path) does not exist")
+                }
+                if !row.isDir, wantsBytes(row), let fileId = row.fileId, let version = row.version,
+                    let data = try reader.inlineData(fileId: fileId, version: version), Int64(data.count) == row.size
+                {
+                    return (row, data, nil)
+                }
+                return (row, nil, try cached.map { $0.replicas } ?? Self.replicaIds(of: row, reader))
+            }
+        }
+        guard !found.row.isDir else { throw DFSError.isADirectory("\(path) is a directory") }
+        // (No replica ids would also leave out the sha256, as in a listing.)
+        var entry = entryInfo(found.row, path: key, name: path.name, replicaIds: found.replicas ?? [])
+        entry.writeLockedBy = writer
+        if let data = found.data { return .bytes(entry, data) }
+        if writer == nil, let ifNoneMatch, let fileId = entry.fileId, let version = entry.version,
+            Self.matches(ifNoneMatch, ContentHeader.etag(fileId: fileId, version: version))
+        {
+            return .notModified(entry)
+        }
+        return .elsewhere(entry)
+    }
+
+    /// Whether an `If-None-Match` value (`*`, or a list of entity tags, weak or strong) names `etag`.
+    static func matches(_ ifNoneMatch: String, _ etag: String) -> Bool {
+        ifNoneMatch.split(separator: ",").contains { candidate in
+            var tag = candidate.trimmingCharacters(in: .whitespaces)
+            if tag.hasPrefix("W/") { tag.removeFirst(2) }
+            return tag == "*" || tag == etag
+        }
+    }
+
+    /// The `stat` of `key` kept in memory, if it is still current.
+    private func cachedStat(_ key: String) -> CachedStat? {
+        let current = generation.load(ordering: .acquiring)
+        guard let hit = statCache.withLock({ $0[key] }), hit.generation == current else { return nil }
+        return hit
+    }
+
     /// A `stat` as read from the metadata, and the generation it is valid for.
     struct CachedStat: Sendable {
         var generation: UInt64
@@ -368,7 +439,8 @@ public final class Directory: Sendable {
 
     /// Makes the upload current once every one of its `expected` copies is `confirmed` by a valid receipt.
     private func commitConfirmed(
-        _ request: CommitRequest, _ path: DFSPath, confirmed: [Int64], of expected: Int, _ state: State
+        _ request: CommitRequest, _ path: DFSPath, confirmed: [Int64], of expected: Int, inline: Data? = nil,
+        _ state: State
     ) throws -> Metadata.CommitResult {
         guard !confirmed.isEmpty, confirmed.count == expected else {
             throw DFSError.conflict(
@@ -377,7 +449,7 @@ public final class Directory: Sendable {
         }
         return try state.meta.commit(
             path, fileId: request.fileId, version: request.version, size: request.size,
-            sha256: request.sha256.lowercased(), baseVersion: request.baseVersion, servers: confirmed,
+            sha256: request.sha256.lowercased(), baseVersion: request.baseVersion, servers: confirmed, inline: inline,
             nowMs: Clock.wallMs())
     }
 
@@ -439,7 +511,10 @@ public final class Directory: Sendable {
         guard (1...Self.maxIdBlock).contains(count) else {
             throw DFSError.badRequest("count must be from 1 to \(Self.maxIdBlock)")
         }
-        return try withState { state in IdBlockResponse(first: try state.meta.allocateIds(count: count), count: count) }
+        return try withState { state in
+            IdBlockResponse(
+                first: try state.meta.allocateIds(count: count), count: count, inlineMaxBytes: config.inlineMaxBytes)
+        }
     }
 
     static let maxIdBlock: Int64 = 1 << 16
@@ -460,12 +535,14 @@ public final class Directory: Sendable {
                 locks.releaseWriteLock(path: lock.path, token: lock.token, clientId: lock.clientId)
             }
         }
+        var inline = [Data?](repeating: nil, count: items.count)
         for (index, item) in items.enumerated() {
             do {
                 let path = try checkedCommit(item.commit)
                 guard item.commit.fileId == item.commit.version else {
                     throw DFSError.badRequest("a create's file_id and version are the same id")
                 }
+                inline[index] = try inlineData(of: item)
                 taken.append(try locks.tryWriteLock(path: path.description, clientId: item.clientId))
                 paths[index] = path
             } catch {
@@ -487,7 +564,8 @@ public final class Directory: Sendable {
                     }
                     do {
                         let result = try commitConfirmed(
-                            request, path, confirmed: confirmed, of: request.receipts.count, state)
+                            request, path, confirmed: confirmed, of: request.receipts.count, inline: inline[index],
+                            state)
                         done.append((result, request.size, confirmed))
                         // The copies are the confirmed servers: no query to read them back.
                         outcomes[index] = BatchCommitOutcome(
@@ -506,6 +584,18 @@ public final class Directory: Sendable {
             for (result, size, servers) in done { committed(result, size: size, servers: servers, &state) }
         }
         return outcomes.map { $0 ?? BatchCommitOutcome(status: 500, error: .init(code: "internal", message: "not committed")) }
+    }
+
+    /// The bytes of a create to keep in the metadata: those it brought, when they are the commit's (size and
+    /// sha256; other bytes refuse the create) and within `inline_max_bytes` (beyond it they are not kept).
+    private func inlineData(of item: BatchCommitItem) throws -> Data? {
+        guard let data = item.data else { return nil }
+        guard Int64(data.count) == item.commit.size,
+            Data(SHA256.hash(data: data)).hexString == item.commit.sha256.lowercased()
+        else {
+            throw DFSError.badRequest("data_base64 does not hold the committed bytes (size and sha256 differ)")
+        }
+        return Int64(data.count) <= config.inlineMaxBytes ? data : nil
     }
 
     /// A create's refusal, as the client would have had it.

@@ -5,6 +5,7 @@ public struct DirectoryConfig: Sendable {
     public static let keys: Set<String> = ServerSettings.keys.union([
         "listen", "data_dir", "heartbeat_interval_ms", "stale_after_ms", "dead_after_ms", "abandoned_write_ms",
         "lock_lease_ms", "lock_max_wait_ms", "ticket_ttl_ms", "replicas", "inventory_interval_ms", "orphan_grace_ms",
+        "inline_max_bytes",
     ])
 
     public var listen = ListenAddress(host: "127.0.0.1", port: 5000)
@@ -24,6 +25,9 @@ public struct DirectoryConfig: Sendable {
     public var inventoryIntervalMs: Int64 = 60000
     /// How long a blob no metadata points to is kept before it is deleted.
     public var orphanGraceMs: Int64 = 600_000
+    /// Files up to this size, created through a file server, are also kept in the metadata and read from the
+    /// directory in one round trip (`GET /content`); 0 keeps none.
+    public var inlineMaxBytes: Int64 = 4096
 
     public init() {}
 
@@ -42,6 +46,7 @@ public struct DirectoryConfig: Sendable {
         replicas = Int(try file.integer("replicas", default: 2, range: 1...16))
         inventoryIntervalMs = try file.integer("inventory_interval_ms", default: 60000, range: 100...86_400_000)
         orphanGraceMs = try file.integer("orphan_grace_ms", default: 600_000, range: 0...604_800_000)
+        inlineMaxBytes = try file.integer("inline_max_bytes", default: 4096, range: 0...65536)
         guard deadAfterMs > staleAfterMs else {
             throw ConfigError("\(file.path): dead_after_ms must be larger than stale_after_ms")
         }

@@ -313,9 +313,10 @@ final class Metadata: NamespaceQueries {
     func inOneTransaction(_ body: () throws -> Void) throws { try db.transaction(body) }
 
     /// Makes an uploaded version current. Returns the new row and the replaced version's blobs (now queued).
+    /// - Parameter inline: the version's bytes, kept beside the entry (`inline_data`) for one-round-trip reads.
     func commit(
         _ path: DFSPath, fileId: Int64, version: Int64, size: Int64, sha256: String, baseVersion: Int64?,
-        servers: [Int64], nowMs: Int64
+        servers: [Int64], inline: Data? = nil, nowMs: Int64
     ) throws -> CommitResult {
         try db.transaction {
             let parent = try parentDirectory(of: path)
@@ -360,6 +361,12 @@ final class Metadata: NamespaceQueries {
                 try db.run(
                     "INSERT INTO replicas(file_id, version, server_id) VALUES (?, ?, ?)",
                     [.integer(fileId), .integer(version), .integer(server)])
+            }
+            if let inline {
+                // After the entry's update: its trigger has dropped the replaced version's bytes, not these.
+                try db.run(
+                    "INSERT OR REPLACE INTO inline_data(version, file_id, data) VALUES (?, ?, ?)",
+                    [.integer(version), .integer(fileId), .blob(inline)])
             }
             try queueDeletions(replaced)
             // The row as written (not read back: one query less per commit, and a batch holds many).
@@ -534,6 +541,13 @@ extension NamespaceQueries {
             "SELECT \(EntryRow.columns) FROM entries WHERE parent = ? AND name > ? ORDER BY name LIMIT ?",
             [.integer(parent), .text(after ?? ""), .integer(Int64(limit))]
         ).map(EntryRow.init)
+    }
+
+    /// The bytes the metadata keeps of a file version (small files created through a file server), if any.
+    func inlineData(fileId: Int64, version: Int64) throws -> Data? {
+        try db.query(
+            "SELECT data FROM inline_data WHERE version = ? AND file_id = ?", [.integer(version), .integer(fileId)]
+        ).first?.blob(0)
     }
 
     func replicas(fileId: Int64, version: Int64) throws -> [Int64] {

@@ -33,6 +33,9 @@ enum DirectoryRoutes {
                 entry.writeLockedBy = directory.locks.writer(of: target.description)?.clientId
                 return .json(entry)
             },
+            .simple("GET", "/content") { request, _ in
+                try content(try directory.content(try path(query: request), ifNoneMatch: request.header("if-none-match")))
+            },
             .simple("GET", "/ls") { request, _ in
                 let limit = try integer(request, "limit", default: ListResponse.defaultLimit, 1...ListResponse.maxLimit)
                 let page = try directory.list(try path(query: request), after: request.query["after"], limit: limit)
@@ -107,6 +110,42 @@ enum DirectoryRoutes {
                 let filter = try request.query["path"].map { try path($0).description }
                 return .json(directory.locks.list(path: filter))
             },
+        ]
+    }
+
+    /// The HTTP answer to `GET /content` (see `ContentHeader`).
+    static func content(_ content: Directory.Content) throws -> Response {
+        switch content {
+        case .bytes(let entry, let data):
+            return Response(
+                status: 200, headers: versionHeaders(entry) + [HTTPHeader("Content-Type", "application/octet-stream")],
+                body: .data(data))
+        case .notModified(let entry):
+            return Response(status: 304, headers: versionHeaders(entry))
+        case .elsewhere(let entry):
+            guard let fileId = entry.fileId, let version = entry.version, let first = entry.replicas?.first else {
+                throw DFSError(503, .unavailable, "no copy of \(entry.path) is known")
+            }
+            let body = try WireJSON.encode(entry)
+            return Response(
+                status: 307,
+                headers: versionHeaders(entry) + [
+                    HTTPHeader("Location", "\(first.url)/files/\(fileId)?version=\(version)"),
+                    HTTPHeader("Content-Type", "application/json"),
+                ], body: .data(body))
+        }
+    }
+
+    /// The version a `GET /content` answer is about.
+    private static func versionHeaders(_ entry: EntryInfo) -> [HTTPHeader] {
+        guard let fileId = entry.fileId, let version = entry.version else { return [] }
+        return [
+            HTTPHeader("ETag", ContentHeader.etag(fileId: fileId, version: version)),
+            HTTPHeader(ContentHeader.fileId, String(fileId)),
+            HTTPHeader(ContentHeader.version, String(version)),
+            HTTPHeader(ContentHeader.sha256, entry.sha256 ?? ""),
+            HTTPHeader(ContentHeader.size, String(entry.size ?? 0)),
+            HTTPHeader(ContentHeader.mtimeMs, String(entry.mtimeMs)),
         ]
     }
 

@@ -2,6 +2,10 @@ import SQLite
 
 /// The directory's SQLite schema. Entry 1 is the root directory.
 ///
+/// `inline_data` keeps the bytes of small created files (`inline_max_bytes`) by version, which is unique in the
+/// cluster (file ids and versions come from one sequence). The triggers drop a version's bytes as soon as its entry
+/// moves to another version or goes, in the same transaction: no stale bytes can be served.
+///
 /// WAL with `synchronous = NORMAL`: a commit is written to the WAL but not flushed; `Metadata.durability` flushes
 /// it, shared by every commit of the moment (group commit), before the directory answers.
 enum Schema {
@@ -38,6 +42,15 @@ enum Schema {
             version INTEGER NOT NULL,
             server_id INTEGER NOT NULL,
             PRIMARY KEY(file_id, version, server_id));
+        CREATE TABLE IF NOT EXISTS inline_data(
+            version INTEGER PRIMARY KEY,
+            file_id INTEGER NOT NULL,
+            data BLOB NOT NULL);
+        CREATE TRIGGER IF NOT EXISTS inline_data_replaced AFTER UPDATE OF version ON entries
+            WHEN old.version IS NOT NULL AND old.version IS NOT new.version
+            BEGIN DELETE FROM inline_data WHERE version = old.version; END;
+        CREATE TRIGGER IF NOT EXISTS inline_data_removed AFTER DELETE ON entries WHEN old.version IS NOT NULL
+            BEGIN DELETE FROM inline_data WHERE version = old.version; END;
         INSERT OR IGNORE INTO entries(id, parent, name, is_dir, mtime_ms) VALUES (1, 0, '', 1, 0);
         """
 

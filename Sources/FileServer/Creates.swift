@@ -25,6 +25,12 @@ final class Creates: Sendable {
     private let directory: String
     private let secret: ClusterSecret
     private let ids = Mutex<(next: Int64, end: Int64)>((0, 0))
+    /// The directory's `inline_max_bytes` as of the last id block: creates up to this size send their bytes along
+    /// with their commit, for the directory to keep (0 until the first block, and when it keeps none).
+    private let inlineLimit = Atomic<Int>(0)
+
+    /// Creates up to this size send their bytes with their commit.
+    var inlineMaxBytes: Int { inlineLimit.load(ordering: .relaxed) }
     /// Held while a block is fetched, so that only one request asks the directory.
     private let refilling: Mutex<HTTPClient>
     private let flushing: BatchWorker<Pending>
@@ -89,6 +95,7 @@ final class Creates: Sendable {
                 throw DFSError(502, .unavailable, "the directory refused new ids (\(response.status))")
             }
             ids.withLock { $0 = (block.first + 1, block.first + block.count) }
+            inlineLimit.store(Int(max(0, min(block.inlineMaxBytes ?? 0, 1 << 16))), ordering: .relaxed)
             return block.first
         }
     }
@@ -175,13 +182,13 @@ extension FileService {
         return .streamBody(
             UploadConsumer(
                 upload: upload, expectedSHA256: expected, fence: nil, service: self, serverId: serverId,
-                signer: signer, forwarder: forwarder
-            ) { [creates] stored in
+                signer: signer, forwarder: forwarder, keepUpTo: creates.inlineMaxBytes
+            ) { [creates] stored, kept in
                 let commit = CommitRequest(
                     path: path, fileId: id, version: id, size: stored.size, sha256: stored.sha256,
                     baseVersion: baseVersion,
                     receipts: stored.all.map { StoredReceipt(fileServerId: $0.fileServerId, receipt: $0.receipt) })
-                let item = BatchCommitItem(clientId: clientId, commit: commit)
+                let item = BatchCommitItem(clientId: clientId, commit: commit, data: kept)
                 return .suspend { suspension in
                     creates.submit(
                         Creates.Pending(item: item) { result in

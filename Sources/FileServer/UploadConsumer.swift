@@ -18,15 +18,21 @@ final class UploadConsumer: BodyConsumer {
     private let forwarder: Forwarder?
     /// What comes next once every copy is placed, its name not yet durable (a create makes it durable and commits
     /// it in the background, answering later); without it, that is done here and the results answered, 201.
-    private let placed: ((PipelineResult) -> Disposition)?
+    /// It gets the bytes too when the body was at most `keepUpTo` bytes (the directory keeps small created files).
+    private let placed: ((PipelineResult, Data?) -> Disposition)?
     private var failed = false
+    /// The body so far, while it is at most `keepUpTo` bytes; nil once it is more (or nothing is kept).
+    private var kept: Data?
+    private let keepUpTo: Int
 
     init(
         upload: Upload, expectedSHA256: String?, fence: Int64?, service: FileService, serverId: Int64,
-        signer: TicketSigner, forwarder: Forwarder? = nil,
-        placed: ((PipelineResult) -> Disposition)? = nil
+        signer: TicketSigner, forwarder: Forwarder? = nil, keepUpTo: Int = 0,
+        placed: ((PipelineResult, Data?) -> Disposition)? = nil
     ) {
         self.placed = placed
+        self.keepUpTo = keepUpTo
+        kept = keepUpTo > 0 ? Data() : nil
         self.fence = fence
         self.upload = upload
         self.expectedSHA256 = expectedSHA256
@@ -46,6 +52,9 @@ final class UploadConsumer: BodyConsumer {
                 throw DFSError.tooLarge("the upload exceeds this server's free capacity")
             }
             try upload.append(chunk)
+            if kept != nil {
+                if size <= keepUpTo { kept?.append(chunk) } else { kept = nil }
+            }
             service.traffic.received(Int64(chunk.count))
             if let forwarder { try forward(chunk, forwarder) }
             return nil
@@ -81,7 +90,7 @@ final class UploadConsumer: BodyConsumer {
     func finishing() -> Disposition {
         guard let placed else { return .respond(finish()) }
         do {
-            return placed(try stored(durable: false))
+            return placed(try stored(durable: false), kept)
         } catch {
             return .respond(Router.answer { throw error })
         }

@@ -65,7 +65,9 @@ import Testing
             BatchCommitItem(clientId: 4, commit: CommitRequest(
                 path: "/d/\"é\"", fileId: 20, version: 20, size: 1, sha256: "cd", baseVersion: 19,
                 receipts: [StoredReceipt(fileServerId: 1, receipt: "r1"), StoredReceipt(fileServerId: 2, receipt: "r2")])),
-            BatchCommitItem(clientId: 5, commit: CommitRequest(path: "/x", fileId: 21, version: 21, size: 0, sha256: "ef", receipts: [])),
+            BatchCommitItem(
+                clientId: 5, commit: CommitRequest(path: "/x", fileId: 21, version: 21, size: 2, sha256: "ef", receipts: []),
+                data: Data([0, 0xff])),
         ])
         let decoded = try WireJSON.decodeCodable(BatchCommitRequest.self, from: request.encodedJSON())
         #expect(try WireJSON.encodeCodable(decoded) == WireJSON.encodeCodable(request))
@@ -106,7 +108,7 @@ import Testing
             try ("batch", WireJSON.encodeCodable(BatchCommitRequest(commits: [
                 BatchCommitItem(clientId: 4, commit: CommitRequest(
                     path: "/d/é", fileId: 20, version: 20, size: 1, sha256: "cd", baseVersion: 19,
-                    receipts: [StoredReceipt(fileServerId: 1, receipt: "r1")])),
+                    receipts: [StoredReceipt(fileServerId: 1, receipt: "r1")]), data: Data("kept".utf8)),
             ]))),
             try ("outcomes", WireJSON.encodeCodable(BatchCommitResponse(outcomes: [
                 BatchCommitOutcome(status: 201, entry: EntryInfo(
