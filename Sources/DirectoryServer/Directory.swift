@@ -65,6 +65,12 @@ public final class Directory: Sendable {
     /// Recent `stat` answers, valid while the generation they were read at is current: a read-mostly namespace
     /// (HDFS keeps all of it in memory) answers repeated stats without SQLite.
     private let statCache = Locked<[String: CachedStat]>([:])
+    /// Moves on (under the state lock, after the commit) with every `rm` and `mv`: the only changes that can delete
+    /// or rename a directory. Creates and commits, the frequent changes, leave it alone.
+    private let layoutGeneration = Atomic<UInt64>(0)
+    /// Directory ids by path, valid while the layout generation they were read at is current: a lookup walks only
+    /// the last name (one query instead of one per component).
+    private let directoryIds = Locked<[String: (generation: UInt64, id: Int64)]>([:])
     /// Where `Metadata` keeps its database, also opened read-only by `reading`, which keeps each thread's reader
     /// under `readerKey` in the thread's dictionary.
     private let metadataPath: String
@@ -183,7 +189,7 @@ public final class Directory: Sendable {
             return entryInfo(hit.row, path: key, name: path.name, replicaIds: hit.replicas)
         }
         let (row, replicaIds) = try reading { reader in
-            guard let row = try reader.entry(at: path) else { throw DFSError.notFound("\(path) does not exist") }
+            guard let row = try entry(at: path, reader) else { throw DFSError.notFound("\(path) does not exist") }
             return (row, try Self.replicaIds(of: row, reader))
         }
         statCache.withLock { cache in
@@ -223,14 +229,21 @@ public final class Directory: Sendable {
         } else {
             // One snapshot: the bytes are those of the version the row names, never another's.
             found = try reading { reader in
-                guard let row = try cached?.row ?? reader.entry(at: path) else {
-                    throw DFSError.notFound("\(path) does not exist")
+                var data: Data?
+                let row: EntryRow?
+                if let cached {
+                    row = cached.row
+                } else if writer == nil, ifNoneMatch == nil {
+                    // The bytes are likely wanted: the row and its bytes in one query.
+                    (row, data) = try entryWithBytes(at: path, reader)
+                } else {
+                    row = try self.entry(at: path, reader)
                 }
-                if !row.isDir, wantsBytes(row), let fileId = row.fileId, let version = row.version,
-                    let data = try reader.inlineData(fileId: fileId, version: version), Int64(data.count) == row.size
-                {
-                    return (row, data, nil)
+                guard let row else { throw DFSError.notFound("\(path) does not exist") }
+                if data == nil, !row.isDir, wantsBytes(row), let fileId = row.fileId, let version = row.version {
+                    data = try reader.inlineData(fileId: fileId, version: version)
                 }
+                if let data, !row.isDir, wantsBytes(row), Int64(data.count) == row.size { return (row, data, nil) }
                 return (row, nil, try cached.map { $0.replicas } ?? Self.replicaIds(of: row, reader))
             }
         }
@@ -245,6 +258,34 @@ public final class Directory: Sendable {
             return .notModified(entry)
         }
         return .elsewhere(entry)
+    }
+
+    /// The entry at `path`, its parent directory's id taken from `directoryIds` when known.
+    private func entry(at path: DFSPath, _ reader: MetadataReader) throws -> EntryRow? {
+        guard let parent = try directoryId(of: path, reader) else { return try reader.entry(at: path) }
+        return try reader.child(of: parent, named: path.name)
+    }
+
+    /// `entry(at:)` and the bytes the metadata keeps of its version, if any, in one query.
+    private func entryWithBytes(at path: DFSPath, _ reader: MetadataReader) throws -> (EntryRow?, Data?) {
+        guard let parent = try directoryId(of: path, reader) else { return (try reader.entry(at: path), nil) }
+        return try reader.childWithInlineData(of: parent, named: path.name)
+    }
+
+    /// The id of the directory holding `path`'s entry (nil for the root, or when there is no such directory).
+    private func directoryId(of path: DFSPath, _ reader: MetadataReader) throws -> Int64? {
+        guard !path.isRoot else { return nil }
+        let key = path.parent.description
+        // Read before the lookup, as `stat` reads `generation`: an id read across an rm or mv is kept under a
+        // generation that is already gone.
+        let layout = layoutGeneration.load(ordering: .acquiring)
+        if let known = directoryIds.withLock({ $0[key] }), known.generation == layout { return known.id }
+        guard let parent = try reader.entry(at: path.parent), parent.isDir else { return nil }
+        directoryIds.withLock { cache in
+            if cache.count >= Self.statCacheEntries { cache.removeAll(keepingCapacity: true) }
+            cache[key] = (layout, parent.id)
+        }
+        return parent.id
     }
 
     /// Whether an `If-None-Match` value (`*`, or a list of entity tags, weak or strong) names `etag`.
@@ -330,6 +371,7 @@ public final class Directory: Sendable {
             // The servers' load is kept up to date by difference: summing every copy again (as at start) made each
             // rm a scan of the whole namespace under the lock.
             let (removed, freed) = try state.meta.remove(path, recursive: recursive)
+            layoutGeneration.add(1, ordering: .releasing)
             for (server, load) in freed {
                 state.stored[server, default: (0, 0)].files -= load.files
                 state.stored[server, default: (0, 0)].bytes -= load.bytes
@@ -341,6 +383,7 @@ public final class Directory: Sendable {
     func move(from: DFSPath, to: DFSPath) throws -> EntryInfo {
         try withState { state in
             let (row, destination) = try state.meta.move(from: from, to: to, nowMs: Clock.wallMs())
+            layoutGeneration.add(1, ordering: .releasing)
             return try info(row, path: destination, state)
         }
     }

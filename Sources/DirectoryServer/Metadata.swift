@@ -543,6 +543,22 @@ extension NamespaceQueries {
         ).map(EntryRow.init)
     }
 
+    /// `child(of:named:)` and the bytes the metadata keeps of its version, if any, in one query.
+    func childWithInlineData(of parent: Int64, named name: String) throws -> (EntryRow?, Data?) {
+        guard let row = try db.query(Self.childWithInlineDataSQL, [.integer(parent), .text(name)]).first else {
+            return (nil, nil)
+        }
+        return (EntryRow(row), row.blob(9))
+    }
+
+    private static var childWithInlineDataSQL: String {
+        """
+        SELECT e.id, e.parent, e.name, e.is_dir, e.mtime_ms, e.file_id, e.version, e.size, e.sha256, i.data
+        FROM entries e LEFT JOIN inline_data i ON i.version = e.version AND i.file_id = e.file_id
+        WHERE e.parent = ? AND e.name = ?
+        """
+    }
+
     /// The bytes the metadata keeps of a file version (small files created through a file server), if any.
     func inlineData(fileId: Int64, version: Int64) throws -> Data? {
         try db.query(

@@ -113,6 +113,31 @@ import Testing
         #expect(Self.errorCode(try Self.content(cluster, "/f")) == "not_found")
     }
 
+    /// The directory remembers directories' ids by path: `mv` and `rm` must make it forget them.
+    @Test func lookupsFollowMovedRemovedAndRecreatedDirectories() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        try dfs.mkdir("/a/b", parents: true)
+        try dfs.write("/a/b/f", data: Data("one".utf8))
+        #expect(try Self.content(cluster, "/a/b/f").body == Data("one".utf8))
+        #expect(try dfs.stat("/a/b/f").size == 3)
+
+        try dfs.move("/a", to: "/c")
+        #expect(Self.errorCode(try Self.content(cluster, "/a/b/f")) == "not_found")
+        #expect(throws: DFSClientError.self) { try dfs.stat("/a/b/f") }
+        #expect(try Self.content(cluster, "/c/b/f").body == Data("one".utf8))
+
+        try dfs.mkdir("/a/b", parents: true)
+        try dfs.write("/a/b/f", data: Data("two!".utf8))
+        #expect(try Self.content(cluster, "/a/b/f").body == Data("two!".utf8))
+        #expect(try dfs.stat("/a/b/f").size == 4)
+
+        try dfs.remove("/c", recursive: true)
+        try dfs.mkdir("/c/b", parents: true)
+        #expect(Self.errorCode(try Self.content(cluster, "/c/b/f")) == "not_found")
+    }
+
     @Test func inlineMaxBytesZeroKeepsNothing() throws {
         let cluster = try TestCluster(fileServers: 1, directoryConf: "inline_max_bytes = 0")
         defer { cluster.shutdown() }
