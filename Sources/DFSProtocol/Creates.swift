@@ -96,6 +96,30 @@ public struct BatchCommitItem: Codable, Sendable, WireKeys {
 public struct BatchCommitRequest: Codable, Sendable, WireKeys {
     public var commits: [BatchCommitItem]
     public init(commits: [BatchCommitItem]) { self.commits = commits }
+
+    /// The most bytes (`data_base64`, before encoding) one batch carries: with its metadata it stays well under
+    /// the directory's 1 MiB limit on a request body.
+    public static let maxDataBytes = 512 << 10
+
+    /// `items` in order, cut into batches that carry at most `maxDataBytes` of bytes each (an item that alone
+    /// carries more goes alone).
+    public static func batches(_ items: [BatchCommitItem], maxDataBytes: Int = maxDataBytes) -> [[BatchCommitItem]] {
+        var batches: [[BatchCommitItem]] = []
+        var current: [BatchCommitItem] = []
+        var bytes = 0
+        for item in items {
+            let size = item.data?.count ?? 0
+            if !current.isEmpty, bytes + size > maxDataBytes {
+                batches.append(current)
+                current = []
+                bytes = 0
+            }
+            current.append(item)
+            bytes += size
+        }
+        if !current.isEmpty { batches.append(current) }
+        return batches
+    }
 }
 
 /// The outcome of one create of a batch: the new entry, or the status and error body a client would have got.

@@ -65,6 +65,15 @@ struct JSONWriter {
         string(value)
     }
 
+    /// `,"key":"<base64 of value>"`, or nothing for nil. The base64 alphabet needs no escaping: written as is.
+    mutating func member(_ key: StaticString, base64 value: Data?) {
+        guard let value else { return }
+        self.key(key)
+        bytes.append(0x22)
+        bytes.append(contentsOf: value.base64EncodedData())
+        bytes.append(0x22)
+    }
+
     /// `,"key":[…,…]`: `element` writes each whole element.
     mutating func array<T>(
         _ key: StaticString, _ items: [T], first: Bool = false, _ element: (inout JSONWriter, T) -> Void
@@ -257,7 +266,7 @@ extension BatchCommitRequest: FastEncodable {
                 out.number(item.clientId)
                 out.key("commit")
                 item.commit.write(to: &out)
-                out.member("data_base64", item.data?.base64EncodedString())
+                out.member("data_base64", base64: item.data)
             }
             out.raw("}")
         }

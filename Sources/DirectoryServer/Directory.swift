@@ -73,7 +73,7 @@ public final class Directory: Sendable {
     private let directoryIds = Locked<[String: (generation: UInt64, id: Int64)]>([:])
     /// Where `Metadata` keeps its database, also opened read-only by `reading`, which keeps each thread's reader
     /// under `readerKey` in the thread's dictionary.
-    private let metadataPath: String
+    let metadataPath: String
     private let readerKey: String
     /// Flushes the metadata's commits, outside `state`'s lock, shared by concurrent requests.
     let durability: GroupFlush

@@ -11,6 +11,7 @@ public final class DirectoryServer: Sendable {
     public let directory: Directory
     private let http: HTTPServer
     private let maintenance: Maintenance
+    private let checkpointer: Checkpointer
 
     /// Opens the metadata and starts serving at once.
     public init(config: DirectoryConfig, logger: Logger) throws {
@@ -22,14 +23,18 @@ public final class DirectoryServer: Sendable {
             router.handle(request)
         }
         self.maintenance = Maintenance(directory: directory, logger: logger)
+        checkpointer = Checkpointer(
+            databasePath: directory.metadataPath, walPath: directory.metadataPath + "-wal", logger: logger)
         directory.locks.start()
         maintenance.start()
+        checkpointer.start()
     }
 
     /// The bound port (the real one when the config asked for port 0).
     public var port: UInt16 { http.port }
 
     public func stop() {
+        checkpointer.stop()
         maintenance.stop()
         directory.locks.stop()
         http.stop()

@@ -90,6 +90,9 @@ final class Metadata: NamespaceQueries {
         reservedId = try db.query("SELECT value FROM meta WHERE key = 'id_reserved'").first?.int(0) ?? 1
         nextId = reservedId
         guard let wal = db.walPath else { throw DFSError(500, .internal, "the metadata database is not in WAL mode") }
+        // `Checkpointer` copies the log back in the background, not the commit that crosses the threshold; the
+        // log is cut back to that size when the writer starts it over, so its size tells when one is due.
+        try db.execute("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = \(Checkpointer.thresholdBytes)")
         durability = GroupFlush(path: wal, dataOnly: true)
         try upgradePersistedWrites()
     }

@@ -44,8 +44,13 @@ final class Creates: Sendable {
         // The kept-alive connection to the directory, used by the committing thread alone.
         let sender = Locked(HTTPClient(connectTimeout: 2, timeout: 30, caFile: caFile))
         let committing = BatchWorker<Pending>(name: "dfs-commits", maxBatch: Self.maxBatch) { batch in
-            let results = Self.send(batch.map(\.item), to: directory, headers: headers, sender)
-            for (pending, result) in zip(batch, results) { pending.answer(result) }
+            // Creates carrying their bytes make big bodies: cut so that each fits the directory's limit.
+            var start = 0
+            for items in BatchCommitRequest.batches(batch.map(\.item)) {
+                let results = Self.send(items, to: directory, headers: headers, sender)
+                for (pending, result) in zip(batch[start..<start + items.count], results) { pending.answer(result) }
+                start += items.count
+            }
         }
         self.committing = committing
         flushing = BatchWorker(name: "dfs-flush", maxBatch: Int.max) { batch in

@@ -83,6 +83,24 @@ import Testing
         }
     }
 
+    @Test func batchesOfCreatesAreCutByTheBytesTheyCarry() {
+        func item(_ id: Int64, _ bytes: Int?) -> BatchCommitItem {
+            BatchCommitItem(
+                clientId: 1, commit: CommitRequest(path: "/f\(id)", fileId: id, version: id, size: 0, sha256: "", receipts: []),
+                data: bytes.map { Data(count: $0) })
+        }
+        let items = [item(1, 300), item(2, nil), item(3, 300), item(4, 500), item(5, 2000), item(6, 10), item(7, nil)]
+        let batches = BatchCommitRequest.batches(items, maxDataBytes: 1000)
+        #expect(batches.map { $0.map(\.commit.fileId) } == [[1, 2, 3], [4], [5], [6, 7]])
+        #expect(batches.flatMap { $0 }.map(\.commit.fileId) == items.map(\.commit.fileId), "in order, none lost")
+        #expect(BatchCommitRequest.batches([]).isEmpty)
+        // The default keeps a full batch of the biggest inline files under the directory's 1 MiB body limit.
+        let full = (0..<256).map { item(Int64($0), 4096) }
+        for batch in BatchCommitRequest.batches(full) {
+            #expect(BatchCommitRequest(commits: batch).encodedJSON().count < 1 << 20)
+        }
+    }
+
     // The hand-written decoders (JSONReader) against JSONDecoder: for every document, both give the same value or
     // both fail the same way. The documents are valid bodies of each fast type, then every field removed, nulled
     // or given a value of each other JSON type, then every prefix of the text, then hand-picked corner cases.
