@@ -20,6 +20,8 @@ public final class FileStore: Sendable {
     let root: String
     private let blobs: String
     private let tmp: String
+    /// Uploads are unnamed files until they are complete (see `beginUpload`).
+    private let unnamedUploads: Bool
     private let quarantine: String
     private let index: Locked<Index>
     private let sequence = Locked<UInt64>(0)
@@ -57,6 +59,7 @@ public final class FileStore: Sendable {
         // Leftovers of uploads cut short by a crash are never blobs: drop them.
         try? fm.removeItem(atPath: tmp)
         try fm.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        unnamedUploads = Self.canNameUnnamedFiles(in: tmp)
         var index = Index()
         for file in try fm.contentsOfDirectory(atPath: blobs) {
             guard let (name, sha256) = BlobName.parse(file: file) else { continue }
@@ -99,12 +102,36 @@ public final class FileStore: Sendable {
             value += 1
             return value
         }
+        // An unnamed file in `blobs/` (O_TMPFILE), linked under its name once complete: fsyncing a new *named*
+        // temp file also wrote its directory (ext4 syncs the parent of a new entry), so every create wrote `tmp/`
+        // as well as `blobs/`; and an upload that dies leaves nothing behind. Where O_TMPFILE is not supported, a
+        // named temp file in `tmp/`.
+        let unnamed = unnamedUploads ? Glibc.open(blobs, Self.tmpfileFlag | O_WRONLY | O_CLOEXEC, 0o644) : -1
+        if unnamed >= 0 {
+            return Upload(
+                store: self, name: name, tempPath: nil, handle: FileHandle(fileDescriptor: unnamed, closeOnDealloc: true))
+        }
         let tempPath = tmp + "/\(name).\(getpid()).\(id)"
         // Plain open(2): FileManager.createFile writes atomically (a temp file of its own, then a rename), which
         // was 39% of a file server's CPU under 4 KiB creates.
         let fd = Glibc.open(tempPath, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw DFSError(507, .internal, "cannot create a temp file") }
         return Upload(store: self, name: name, tempPath: tempPath, handle: FileHandle(fileDescriptor: fd, closeOnDealloc: true))
+    }
+
+    /// Linux's O_TMPFILE (`__O_TMPFILE | O_DIRECTORY`; the C macro does not reach Swift).
+    private static let tmpfileFlag: Int32 = 0o20000000 | O_DIRECTORY
+
+    /// Whether this file system makes unnamed files (O_TMPFILE) and lets this process name them (through /proc):
+    /// tried once, at start.
+    private static func canNameUnnamedFiles(in directory: String) -> Bool {
+        let fd = Glibc.open(directory, tmpfileFlag | O_WRONLY | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let probe = directory + "/.probe-\(getpid())"
+        guard linkat(AT_FDCWD, "/proc/self/fd/\(fd)", AT_FDCWD, probe, AT_SYMLINK_FOLLOW) == 0 else { return false }
+        unlink(probe)
+        return true
     }
 
     /// Moves a finished (fsynced) upload into place under its checksum and makes the name durable; refuses to
@@ -124,12 +151,12 @@ public final class FileStore: Sendable {
             return true
         }
         guard claimed else {
-            unlink(upload.tempPath)
+            upload.abort()
             throw DFSError.exists("blob \(upload.name) is already stored")
         }
         let final = blobs + "/" + upload.name.fileName(sha256: sha256)
-        guard rename(upload.tempPath, final) == 0 else {
-            unlink(upload.tempPath)
+        guard upload.link(as: final) else {
+            upload.abort()
             index.withLock { $0[upload.name] = nil }
             throw DFSError(500, .internal, "cannot store the blob")
         }
@@ -218,16 +245,16 @@ struct BlobName: Hashable, Comparable, Sendable, CustomStringConvertible {
     var description: String { "\(fileId).\(version)" }
 }
 
-/// One upload in progress: a temp file and a running sha256.
+/// One upload in progress: a temp file (unnamed, or named `tempPath`) and a running sha256.
 final class Upload {
     let store: FileStore
     let name: BlobName
-    let tempPath: String
+    let tempPath: String?
     private let handle: FileHandle
     private var hasher = SHA256()
     private(set) var size: Int64 = 0
 
-    init(store: FileStore, name: BlobName, tempPath: String, handle: FileHandle) {
+    init(store: FileStore, name: BlobName, tempPath: String?, handle: FileHandle) {
         self.store = store
         self.name = name
         self.tempPath = tempPath
@@ -240,15 +267,23 @@ final class Upload {
         size += Int64(chunk.count)
     }
 
-    /// Flushes to disk and returns the hex sha256 of what was written.
+    /// Flushes to disk and returns the hex sha256 of what was written. (An unnamed file stays open until it is
+    /// named: closing it would free it.)
     func finish() throws -> String {
         guard fsync(handle.fileDescriptor) == 0 else { throw DFSError(500, .internal, "fsync failed") }
-        try handle.close()
+        if tempPath != nil { try handle.close() }
         return Data(hasher.finalize()).hexString
+    }
+
+    /// Gives the finished file its final path (not yet durable: the directory's fsync does that); false on failure.
+    func link(as final: String) -> Bool {
+        if let tempPath { return rename(tempPath, final) == 0 }
+        defer { try? handle.close() }
+        return linkat(AT_FDCWD, "/proc/self/fd/\(handle.fileDescriptor)", AT_FDCWD, final, AT_SYMLINK_FOLLOW) == 0
     }
 
     func abort() {
         try? handle.close()
-        unlink(tempPath)
+        if let tempPath { unlink(tempPath) }
     }
 }

@@ -72,8 +72,17 @@ import Testing
         return handle.readData(ofLength: count)
     }
 
+    /// A file server's uploads in progress: named temp files in `tmp/`, and the unnamed (O_TMPFILE) files it holds
+    /// open, which `/proc` shows as `(deleted)`.
     static func tempFiles(_ cluster: TestCluster, _ index: Int) -> [String] {
-        (try? FileManager.default.contentsOfDirectory(atPath: cluster.root + "/fs\(index)/tmp")) ?? []
+        let named = (try? FileManager.default.contentsOfDirectory(atPath: cluster.root + "/fs\(index)/tmp")) ?? []
+        let fds = "/proc/\(cluster.fileServers[index].pid)/fd"
+        let unnamed = ((try? FileManager.default.contentsOfDirectory(atPath: fds)) ?? []).compactMap { fd in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: fds + "/" + fd)).flatMap {
+                $0.hasSuffix("(deleted)") ? $0 : nil
+            }
+        }
+        return named + unnamed
     }
 
     /// Waits (bounded) until no file server of the cluster has a temp file left; names the leftovers if not.

@@ -237,18 +237,21 @@ import Testing
         var sent = 0
         var killed = false
         var block = Data((0..<(1 << 20)).map { UInt8($0 % 241) })
+        // Uploads are unnamed files until complete: a server receiving bytes is told by its counter.
+        let observer = cluster.client(home: cluster.tempPath("observer"))
+        func received(_ server: ServerProcess) -> Int64 {
+            (try? observer.fileServerStats(url: server.url).bytesReceived) ?? 0
+        }
+        let before = cluster.fileServers.map(received)
         let result = Result {
             try dfs.write("/big", length: Int64(size)) { _ in
                 guard sent < size else { return Data() }
                 if sent >= 10 << 20, !killed {
-                    // Kill whichever server is receiving bytes right now (it has a temp file).
-                    for (index, server) in cluster.fileServers.enumerated() {
-                        let tmp = (try? FileManager.default.contentsOfDirectory(atPath: cluster.root + "/fs\(index)/tmp")) ?? []
-                        if !tmp.isEmpty {
-                            server.kill9()
-                            killed = true
-                            break
-                        }
+                    // Kill whichever server is receiving bytes right now.
+                    for (index, server) in cluster.fileServers.enumerated() where received(server) > before[index] {
+                        server.kill9()
+                        killed = true
+                        break
                     }
                 }
                 block[0] = UInt8(truncatingIfNeeded: sent >> 20)
