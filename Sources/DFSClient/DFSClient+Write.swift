@@ -105,16 +105,17 @@ extension DFSClient {
                 status: nil, code: "bad_response", message: "the file server's answer does not describe these bytes")
         }
         if Int64(data.count) <= ClientCache.inlineLimit {
-            if cacheable(Int64(data.count)) { try? cache?.store(fileId: fileId, version: version, sha256: sha256, data: data) }
+            // With its path: the next read names this version (If-None-Match), and the directory sends no bytes.
+            if cacheable(Int64(data.count)) {
+                try? cache?.store(fileId: fileId, version: version, sha256: sha256, data: data, path: entry.path)
+            }
         } else if cacheable(Int64(data.count)), let copy = try? cache?.beginEntry() {
-            if (try? copy.write(data)) != nil {
-                try? copy.commit(fileId: fileId, version: version, sha256: sha256)
+            if (try? copy.write(data)) != nil, (try? copy.commit(fileId: fileId, version: version, sha256: sha256)) != nil {
+                cache?.storeAttributes(
+                    path: entry.path, fileId: fileId, version: version, sha256: sha256, size: Int64(data.count))
             } else {
                 copy.abort()
             }
-        }
-        if settings.attrCacheMs > 0 {
-            cache?.storeAttributes(path: entry.path, fileId: fileId, version: version, sha256: sha256, size: Int64(data.count))
         }
         return entry
     }
@@ -204,6 +205,10 @@ extension DFSClient {
         // in memory for a small file, stored inline after the commit; else through a cache entry writer.
         let small = length.map { $0 <= ClientCache.inlineLimit && cacheable($0) } ?? false
         var memory: Data? = small && cache != nil ? Data(capacity: Int(length ?? 0)) : nil
+        // A file within the directory's `inline_max_bytes` also brings its bytes with the commit, for the
+        // directory to keep and serve in one round trip (as creates do).
+        let inlineLimit = Int(min(ticket.inlineMaxBytes ?? 0, ClientCache.inlineLimit))
+        var inline: Data? = inlineLimit > 0 && (length ?? 0) <= Int64(inlineLimit) ? Data() : nil
         var copy = !small && (length.map(cacheable) ?? true) ? try? cache?.beginEntry() : nil
         var hasher = SHA256()
         var size: Int64 = 0
@@ -233,6 +238,10 @@ extension DFSClient {
                             memory = nil
                         }
                         memory?.append(chunk)
+                        if let kept = inline?.count, kept + chunk.count > inlineLimit {
+                            inline = nil
+                        }
+                        inline?.append(chunk)
                         return chunk
                     })
             }
@@ -251,14 +260,13 @@ extension DFSClient {
             path: ticket.path, fileId: ticket.fileId, version: ticket.version, size: size, sha256: sha256,
             baseVersion: baseVersion,
             receipts: copies.map { StoredReceipt(fileServerId: $0.fileServerId, receipt: $0.receipt) },
-            releaseLock: ticket.lock != nil ? true : nil)
+            releaseLock: ticket.lock != nil ? true : nil, data: inline)
         let entry = try transport.call("POST", "/commits", body: commit, as: EntryInfo.self)
         if let memory {
-            try? cache?.store(fileId: ticket.fileId, version: ticket.version, sha256: sha256, data: memory)
-        } else {
-            try? copy?.commit(fileId: ticket.fileId, version: ticket.version, sha256: sha256)
-        }
-        if settings.attrCacheMs > 0 {
+            // With its path: the next read names this version (If-None-Match), and the directory sends no bytes.
+            try? cache?.store(
+                fileId: ticket.fileId, version: ticket.version, sha256: sha256, data: memory, path: entry.path)
+        } else if let copy, (try? copy.commit(fileId: ticket.fileId, version: ticket.version, sha256: sha256)) != nil {
             cache?.storeAttributes(
                 path: entry.path, fileId: ticket.fileId, version: ticket.version, sha256: sha256, size: size)
         }

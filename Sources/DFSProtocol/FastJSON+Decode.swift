@@ -33,7 +33,7 @@ extension CommitRequest: FastDecodable {
         self.init(
             path: path, fileId: try fields.int("file_id"), version: version, size: size, sha256: sha256,
             baseVersion: try fields.optionalInt("base_version"), receipts: receipts,
-            releaseLock: try fields.optionalBool("release_lock"))
+            releaseLock: try fields.optionalBool("release_lock"), data: try fields.optionalBase64("data_base64"))
     }
 }
 
@@ -63,7 +63,8 @@ extension WriteTicket: FastDecodable {
         self.init(
             path: path, fileId: try fields.int("file_id"), version: version,
             baseVersion: try fields.optionalInt("base_version"), targets: targets,
-            lockToken: try fields.optionalInt("lock_token"), lock: lock)
+            lockToken: try fields.optionalInt("lock_token"), lock: lock,
+            inlineMaxBytes: try fields.optionalInt("inline_max_bytes"))
     }
 }
 

@@ -189,6 +189,7 @@ extension WriteTicket: FastEncodable {
             out.member("expires_in_ms", lock.expiresInMs)
             out.raw("}")
         }
+        out.member("inline_max_bytes", inlineMaxBytes)
         out.raw("}")
     }
 }
@@ -252,6 +253,7 @@ extension CommitRequest: FastEncodable {
             out.member("receipt", receipt.receipt)
         }
         out.member("release_lock", releaseLock)
+        out.member("data_base64", base64: data)
         out.raw("}")
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// `POST /writes` body: "I want to write this path".
 public struct WriteRequest: Codable, Sendable, WireKeys {
     enum CodingKeys: String, CodingKey {
@@ -51,6 +53,7 @@ public struct WriteTicket: Codable, Sendable, WireKeys {
         case fileId = "file_id"
         case baseVersion = "base_version"
         case lockToken = "lock_token"
+        case inlineMaxBytes = "inline_max_bytes"
     }
 
     public var path: String
@@ -63,10 +66,14 @@ public struct WriteTicket: Codable, Sendable, WireKeys {
     public var lockToken: Int64?
     /// The lock taken for this write (`lock: true`); release it with the commit (`release_lock`) or DELETE.
     public var lock: LockInfo?
+    /// The directory's `inline_max_bytes`: a file up to this size may bring its bytes with its commit
+    /// (`data_base64`), for the directory to keep and serve (`GET /content`).
+    public var inlineMaxBytes: Int64?
     public init(
         path: String, fileId: Int64, version: Int64, baseVersion: Int64?, targets: [UploadTarget],
-        lockToken: Int64? = nil, lock: LockInfo? = nil
+        lockToken: Int64? = nil, lock: LockInfo? = nil, inlineMaxBytes: Int64? = nil
     ) {
+        self.inlineMaxBytes = inlineMaxBytes
         self.lock = lock
         self.lockToken = lockToken
         self.path = path
@@ -84,6 +91,7 @@ public struct CommitRequest: Codable, Sendable, WireKeys {
         case fileId = "file_id"
         case baseVersion = "base_version"
         case releaseLock = "release_lock"
+        case data = "data_base64"
     }
 
     public var path: String
@@ -97,10 +105,13 @@ public struct CommitRequest: Codable, Sendable, WireKeys {
     public var receipts: [StoredReceipt]
     /// After a successful commit, release the write lock the write was begun under (saves a round trip).
     public var releaseLock: Bool?
+    /// The file's bytes, when it is no bigger than the ticket's `inline_max_bytes`: the directory keeps them too.
+    public var data: Data?
     public init(
         path: String, fileId: Int64, version: Int64, size: Int64, sha256: String, baseVersion: Int64? = nil,
-        receipts: [StoredReceipt], releaseLock: Bool? = nil
+        receipts: [StoredReceipt], releaseLock: Bool? = nil, data: Data? = nil
     ) {
+        self.data = data
         self.releaseLock = releaseLock
         self.receipts = receipts
         self.path = path

@@ -439,13 +439,14 @@ public final class Directory: Sendable {
             }
             return WriteTicket(
                 path: path.description, fileId: began.fileId, version: began.version, baseVersion: began.base,
-                targets: targets, lockToken: lockToken)
+                targets: targets, lockToken: lockToken, inlineMaxBytes: config.inlineMaxBytes)
         }
     }
 
     /// Makes an uploaded version current; with `release_lock`, then releases the write lock it was begun under.
     func commit(_ request: CommitRequest, clientId: Int64) throws -> EntryInfo {
         let path = try checkedCommit(request)
+        let inline = try inlineData(request.data, of: request)
         let (entry, fence) = try withState { state -> (EntryInfo, Int64?) in
             guard let write = state.openWrites[request.version], write.fileId == request.fileId,
                 write.path == path.description
@@ -455,7 +456,8 @@ public final class Directory: Sendable {
             }
             try locks.checkWrite(path: path.description, token: write.fence)
             let confirmed = confirmedServers(request, among: write.targets)
-            let result = try commitConfirmed(request, path, confirmed: confirmed, of: write.targets.count, state)
+            let result = try commitConfirmed(
+                request, path, confirmed: confirmed, of: write.targets.count, inline: inline, state)
             state.openWrites[request.version] = nil
             for id in write.targets { state.inflight[id] = max(0, (state.inflight[id] ?? 0) - write.sizeHint) }
             committed(result, size: request.size, servers: confirmed, &state)
@@ -632,9 +634,14 @@ public final class Directory: Sendable {
     /// The bytes of a create to keep in the metadata: those it brought, when they are the commit's (size and
     /// sha256; other bytes refuse the create) and within `inline_max_bytes` (beyond it they are not kept).
     private func inlineData(of item: BatchCommitItem) throws -> Data? {
-        guard let data = item.data else { return nil }
-        guard Int64(data.count) == item.commit.size,
-            Data(SHA256.hash(data: data)).hexString == item.commit.sha256.lowercased()
+        try inlineData(item.data ?? item.commit.data, of: item.commit)
+    }
+
+    /// The bytes a commit brought, to keep in the metadata: when they are the commit's (size and sha256; other
+    /// bytes refuse it) and within `inline_max_bytes` (beyond it they are not kept).
+    private func inlineData(_ data: Data?, of commit: CommitRequest) throws -> Data? {
+        guard let data else { return nil }
+        guard Int64(data.count) == commit.size, Data(SHA256.hash(data: data)).hexString == commit.sha256.lowercased()
         else {
             throw DFSError.badRequest("data_base64 does not hold the committed bytes (size and sha256 differ)")
         }

@@ -25,7 +25,7 @@ public struct DirectoryConfig: Sendable {
     public var inventoryIntervalMs: Int64 = 60000
     /// How long a blob no metadata points to is kept before it is deleted.
     public var orphanGraceMs: Int64 = 600_000
-    /// Files up to this size, created through a file server, are also kept in the metadata and read from the
+    /// Files up to this size whose bytes come with their commit are also kept in the metadata and read from the
     /// directory in one round trip (`GET /content`); 0 keeps none.
     public var inlineMaxBytes: Int64 = 4096
 

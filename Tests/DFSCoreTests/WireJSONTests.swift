@@ -38,14 +38,20 @@ import Testing
             UploadTarget(fileServerId: 2, url: "https://[::1]:5002", ticket: "456.def"),
         ]
         for ticket in [
-            WriteTicket(path: "/d/é", fileId: 18, version: 19, baseVersion: 7, targets: targets, lockToken: 5, lock: lock),
+            WriteTicket(
+                path: "/d/é", fileId: 18, version: 19, baseVersion: 7, targets: targets, lockToken: 5, lock: lock,
+                inlineMaxBytes: 4096),
             WriteTicket(path: "/x", fileId: 1, version: 2, baseVersion: nil, targets: []),
         ] {
             let decoded = try WireJSON.decodeCodable(WriteTicket.self, from: ticket.encodedJSON())
             #expect(decoded.path == ticket.path && decoded.fileId == ticket.fileId && decoded.version == ticket.version)
             #expect(decoded.baseVersion == ticket.baseVersion && decoded.targets == ticket.targets)
             #expect(decoded.lockToken == ticket.lockToken && decoded.lock == ticket.lock)
+            #expect(decoded.inlineMaxBytes == ticket.inlineMaxBytes)
         }
+        let commit = CommitRequest(
+            path: "/d/f", fileId: 18, version: 19, size: 3, sha256: "ab", receipts: [], data: Data("a\"b".utf8))
+        #expect(try WireJSON.decodeCodable(CommitRequest.self, from: commit.encodedJSON()).data == commit.data)
         let downstream = UploadResult(fileServerId: 2, fileId: 18, version: 19, size: 4096, sha256: "ab", receipt: "r2")
         for result in [
             UploadResult(fileServerId: 1, fileId: 18, version: 19, size: 4096, sha256: "ab", receipt: "r1"),
@@ -115,9 +121,10 @@ import Testing
             try ("commit", WireJSON.encodeCodable(CommitRequest(
                 path: "/d/f", fileId: 18, version: 19, size: 4096, sha256: "ab", baseVersion: 7,
                 receipts: [StoredReceipt(fileServerId: 1, receipt: "r1"), StoredReceipt(fileServerId: 2, receipt: "r2")],
-                releaseLock: true))),
+                releaseLock: true, data: Data([0, 1, 0xfe, 0xff])))),
             try ("ticket", WireJSON.encodeCodable(WriteTicket(
-                path: "/d/f", fileId: 18, version: 19, baseVersion: 7, targets: [target, target], lockToken: 5, lock: lock))),
+                path: "/d/f", fileId: 18, version: 19, baseVersion: 7, targets: [target, target], lockToken: 5, lock: lock,
+                inlineMaxBytes: 4096))),
             try ("upload", WireJSON.encodeCodable(UploadResult(
                 fileServerId: 1, fileId: 18, version: 19, size: 4096, sha256: "ab", receipt: "r1", replicas: [replica]))),
             try ("entry", WireJSON.encodeCodable(EntryInfo(

@@ -37,6 +37,9 @@ import Testing
         let before = try cluster.bytesServed()
         #expect(try client.read("/mine") == Data("my own bytes".utf8))
         #expect(try cluster.bytesServed() == before)
+        // Nor did the directory, which keeps this small file: the read named the version the cache has (a hit).
+        let stats = try client.cacheStats()
+        #expect(stats.hits == 1 && stats.misses == 0)
     }
 
     @Test func anotherClientsWriteIsSeenAtTheNextOpen() throws {

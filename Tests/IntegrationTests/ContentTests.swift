@@ -52,17 +52,17 @@ import Testing
         #expect(stats.misses == 1 && stats.hits == 1, "the second read was a 304 served from the cache")
     }
 
-    @Test func otherFilesRedirectToAFileServerWithTheEntry() throws {
+    @Test func biggerFilesRedirectToAFileServerWithTheEntry() throws {
         let cluster = try TestCluster(fileServers: 1)
         defer { cluster.shutdown() }
         let dfs = cluster.client()
-        // Above inline_max_bytes (4096 by default), and a file written through a ticket (under a lock).
+        // Above inline_max_bytes (4096 by default): created in one request, and through a ticket (under a lock).
         let big = Data((0..<4097).map { UInt8(truncatingIfNeeded: $0) })
         try dfs.write("/big", data: big)
         let lock = try dfs.lock("/ticket")
-        try dfs.write("/ticket", data: Data("under a lock".utf8))
+        try dfs.write("/ticket", data: Data(big.reversed()))
         try lock.release()
-        for (path, data) in [("/big", big), ("/ticket", Data("under a lock".utf8))] {
+        for (path, data) in [("/big", big), ("/ticket", Data(big.reversed()))] {
             let answer = try Self.content(cluster, path)
             #expect(answer.status == 307, "\(path)")
             let entry = try WireJSON.decode(EntryInfo.self, from: answer.body)
@@ -94,14 +94,16 @@ import Testing
         let locked = try Self.content(cluster, "/f", ifNoneMatch: "*")
         #expect(locked.status == 307, "no 304 and no bytes while a writer holds the lock")
         #expect(try WireJSON.decode(EntryInfo.self, from: locked.body).writeLockedBy == (try writer.clientId()))
-        try writer.write("/f", data: Data("two, through a ticket".utf8))
+        let second = try writer.write("/f", data: Data("two, through a ticket".utf8))
+        #expect(second.fileId == first.fileId, "written through a ticket (POST /writes), not a create")
         try lock.release()
 
-        // The replaced version's bytes went with it: the new one is served by the file server, and the reader's
-        // cached "one" is not.
+        // The ticket's commit brought its bytes too; the reader's cached "one" is not served.
         let after = try Self.content(cluster, "/f", ifNoneMatch: "\"\(first.fileId!).\(first.version!)\"")
-        #expect(after.status == 307)
+        #expect(after.status == 200 && after.body == Data("two, through a ticket".utf8))
+        #expect(after.headers["etag"] == "\"\(second.fileId!).\(second.version!)\"")
         #expect(try reader.read("/f") == Data("two, through a ticket".utf8))
+        #expect(try cluster.bytesServed() == 0, "every read came from the directory")
 
         // An overwrite through a create is kept again; rm drops it.
         let third = try writer.write("/f", data: Data("three".utf8))
@@ -169,6 +171,15 @@ import Testing
         let outcome = try #require(try WireJSON.decode(BatchCommitResponse.self, from: response.body).outcomes.first)
         #expect(outcome.status == 400 && outcome.error?.code == "bad_request")
         #expect(Self.errorCode(try Self.content(cluster, "/forged")) == "not_found")
+
+        // A client's commit (POST /commits) is checked the same way, before anything else.
+        let (_, auth) = try cluster.rawClient()
+        var clientCommit = commit
+        clientCommit.data = data
+        let refusedCommit = try HTTPClient().send(
+            method: "POST", url: cluster.directory.url + "/commits", headers: auth,
+            body: .data(try WireJSON.encode(clientCommit)))
+        #expect(refusedCommit.status == 400 && Self.errorCode(refusedCommit) == "bad_request")
 
         let notBase64 = Data(#"{"commits":[{"client_id":1,"commit":{"path":"/x","file_id":1,"version":1,"size":1,"sha256":"00","receipts":[]},"data_base64":"%%%"}]}"#.utf8)
         let refused = try HTTPClient().send(
