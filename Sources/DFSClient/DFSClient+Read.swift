@@ -31,17 +31,20 @@ extension DFSClient {
         if let cached = cachedAttributes(path), try serveFromCache(cached, range: range, into: sink) {
             return cached
         }
-        let entry: EntryInfo
-        if range == nil {
-            switch try readThroughDirectory(path, into: sink) {
-            case .served(let served):
-                rememberAttributes(served)
-                return served
-            case .entry(let found): entry = found
+        var found: EntryInfo?
+        if range == nil, !directoryLacksContent {
+            do {
+                switch try readThroughDirectory(path, into: sink) {
+                case .served(let served):
+                    rememberAttributes(served)
+                    return served
+                case .entry(let entry): found = entry
+                }
+            } catch let error as DFSClientError where error.status == 404 && error.message.hasPrefix("no route") {
+                directoryLacksContent = true
             }
-        } else {
-            entry = try stat(path)
         }
+        let entry = try found ?? stat(path)
         let lockedByOther = entry.writeLockedBy != nil && heldLocks[Self.key(path)] == nil
         guard lockedByOther else { return try fetch(entry, path: path, range: range, into: sink, restart: restart) }
         return try withLock(path, .read) { lock in

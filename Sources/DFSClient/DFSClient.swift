@@ -27,6 +27,9 @@ public final class DFSClient {
     /// The servers' loads by which this client places new small files (`GET /placement`, plus what it placed
     /// since), and until when (monotonic nanoseconds) they are used.
     var placement: (servers: [PlacementServer], replicas: Int, until: UInt64)?
+    /// Set once the directory answered that it has no `GET /content` (a directory from before it): reads then
+    /// look up with `GET /stat`.
+    var directoryLacksContent = false
     /// The disk cache in `DFS_HOME/cache`, opened on first use; nil when disabled or unusable.
     lazy var cache: ClientCache? = {
         guard settings.cacheMaxBytes > 0 else { return nil }
