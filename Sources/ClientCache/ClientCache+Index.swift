@@ -9,8 +9,12 @@ extension ClientCache {
 
     /// Opens (and on first use creates) the index. Processes starting together on a new cache can find it busy
     /// while another one switches it to WAL or resets it; they retry for up to about a second.
+    ///
+    /// The index is written without fsync (`synchronous = OFF`: it is only a cache, and every hit is checked against
+    /// its sha256), so a power loss can leave it damaged: a damaged index is deleted, with the blobs, and made anew.
     static func openIndex(directory: String) throws -> Database {
         var attempt = 0
+        var reset = false
         while true {
             do {
                 let db = try Database(path: directory + "/index.sqlite3")
@@ -19,15 +23,25 @@ extension ClientCache {
             } catch let error as SQLiteError where error.isBusy && attempt < 50 {
                 attempt += 1
                 usleep(20_000)
+            } catch let error as SQLiteError where error.isCorrupt && !reset {
+                reset = true
+                for suffix in ["", "-wal", "-shm"] { unlink(directory + "/index.sqlite3" + suffix) }
+                removeFiles(in: directory + "/blobs")
             }
         }
+    }
+
+    /// Deletes the files in `path` (not the directory itself).
+    static func removeFiles(in path: String) {
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] { unlink(path + "/" + name) }
     }
 
     private static func prepareSchema(_ db: Database, directory: String) throws {
         if try db.query("PRAGMA journal_mode").first?.text(0) != "wal" {
             try db.execute("PRAGMA journal_mode = WAL")
         }
-        try db.execute("PRAGMA synchronous = NORMAL")
+        // Only a cache: no fsync (a write-behind batch, and each checkpoint, used to fsync). See `openIndex`.
+        try db.execute("PRAGMA synchronous = OFF")
         guard try userVersion(db) != schemaVersion else { return }
         try db.transaction {
             // Another process may have reset it since the check above: look again under the write lock.
@@ -41,12 +55,7 @@ extension ClientCache {
                 PRAGMA user_version = \(schemaVersion);
                 """)
             // Still under the write lock, so no process on the new layout has published a blob yet.
-            for folder in ["blobs", "tmp"] {
-                let path = directory + "/" + folder
-                for name in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] {
-                    unlink(path + "/" + name)
-                }
-            }
+            for folder in ["blobs", "tmp"] { removeFiles(in: directory + "/" + folder) }
         }
     }
 

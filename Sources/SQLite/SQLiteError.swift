@@ -30,6 +30,9 @@ public struct SQLiteError: Error, CustomStringConvertible {
 
     /// Whether the database stayed locked past the busy timeout.
     public var isBusy: Bool { code == SQLITE_BUSY || code == SQLITE_LOCKED }
+
+    /// Whether the file is damaged or not a database at all (`SQLITE_CORRUPT`, `SQLITE_NOTADB`).
+    public var isCorrupt: Bool { code == SQLITE_CORRUPT || code == SQLITE_NOTADB }
 }
 
 extension SQLiteError {

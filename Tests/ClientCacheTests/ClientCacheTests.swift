@@ -112,6 +112,29 @@ import Testing
         #expect(contents(reopened, 5, 2, data) == nil)
     }
 
+    /// The index is written without fsync, so a power loss may damage it: a damaged index is made anew, empty.
+    @Test func aDamagedIndexIsReplacedByAnEmptyOne() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let small = Data("small".utf8)
+        do {
+            let cache = try ClientCache(directory: root, maxBytes: 1 << 20)
+            try put(cache, 1, 1, big(0x42))
+            try cache.store(fileId: 2, version: 1, sha256: sha(small), data: small, path: "/s")
+            try cache.flush()
+        }
+        #expect(FileManager.default.fileExists(atPath: root + "/blobs/1.1"))
+        let garbage = Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+        for suffix in ["", "-wal", "-shm"] { unlink(root + "/index.sqlite3" + suffix) }
+        try garbage.write(to: URL(fileURLWithPath: root + "/index.sqlite3"))
+
+        let reopened = try ClientCache(directory: root, maxBytes: 1 << 20)
+        #expect(try reopened.stats().entries == 0)
+        #expect(!FileManager.default.fileExists(atPath: root + "/blobs/1.1"), "the old blobs went with the index")
+        #expect(reopened.lastSeen("/s") == nil)
+        try reopened.store(fileId: 2, version: 1, sha256: sha(small), data: small)
+        #expect(contents(reopened, 2, 1, small) == small)
+    }
+
     @Test func attributeCacheHonoursItsAge() throws {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let cache = try ClientCache(directory: root, maxBytes: 1 << 20)
