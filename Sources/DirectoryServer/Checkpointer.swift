@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import SQLite
-import Synchronization
+import ServerKit
 
 /// Copies the metadata's write-ahead log back into the database in the background: a PASSIVE checkpoint, on a
 /// connection of its own, whenever the log has grown past `thresholdBytes`.
@@ -19,9 +19,7 @@ final class Checkpointer: Sendable {
     private let databasePath: String
     private let walPath: String
     private let logger: Logger
-    private let stopped = Mutex(false)
-    private let wake = DispatchSemaphore(value: 0)
-    private let done = DispatchSemaphore(value: 0)
+    private let thread = BackgroundThread(name: "dfs-checkpoint")
 
     init(databasePath: String, walPath: String, logger: Logger) {
         self.databasePath = databasePath
@@ -29,25 +27,14 @@ final class Checkpointer: Sendable {
         self.logger = logger
     }
 
-    func start() {
-        let thread = Thread { [self] in
-            run()
-            done.signal()
-        }
-        thread.name = "dfs-checkpoint"
-        thread.start()
-    }
+    func start() { thread.start { [self] in run() } }
 
-    func stop() {
-        stopped.withLock { $0 = true }
-        wake.signal()
-        done.wait()
-    }
+    func stop() { thread.stop() }
 
     private func run() {
         var db: Database?
-        while !stopped.withLock({ $0 }) {
-            _ = wake.wait(timeout: .now() + .milliseconds(Self.intervalMs))
+        while !thread.isStopped {
+            thread.pause(ms: Self.intervalMs)
             guard walBytes() > Self.thresholdBytes else { continue }
             do {
                 if db == nil { db = try Database(path: databasePath) }

@@ -45,9 +45,7 @@ public final class DirectoryServer: Sendable {
 final class Maintenance: Sendable {
     private let directory: Directory
     private let logger: Logger
-    private let stopped = Mutex(false)
-    private let wake = DispatchSemaphore(value: 0)
-    private let done = DispatchSemaphore(value: 0)
+    private let thread = BackgroundThread(name: "dfs-maintenance")
     private let nextFullInventory = Mutex<UInt64>(0)
 
     init(directory: Directory, logger: Logger) {
@@ -55,20 +53,9 @@ final class Maintenance: Sendable {
         self.logger = logger
     }
 
-    func start() {
-        let thread = Thread { [self] in
-            run()
-            done.signal()
-        }
-        thread.name = "dfs-maintenance"
-        thread.start()
-    }
+    func start() { thread.start { [self] in run() } }
 
-    func stop() {
-        stopped.withLock { $0 = true }
-        wake.signal()
-        done.wait()
-    }
+    func stop() { thread.stop() }
 
     /// Asks due file servers what they hold and reconciles it with the metadata.
     private func reconcileInventories(_ client: HTTPClient) throws {
@@ -96,7 +83,7 @@ final class Maintenance: Sendable {
             let mismatched = (0..<buckets).filter { theirs.digests[$0] != ours[$0] }
             directory.forgetOrphanCandidates(serverId: id, outside: Set(mismatched), of: buckets)
             for index in mismatched {
-                if stopped.withLock({ $0 }) { return }
+                if thread.isStopped { return }
                 let bucket = (index: index, of: buckets)
                 let before = try directory.copies(on: id, bucket: bucket)
                 guard
@@ -121,7 +108,7 @@ final class Maintenance: Sendable {
         }
         for job in jobs {
             var result: UploadResult?
-            if !stopped.withLock({ $0 }) {
+            if !thread.isStopped {
                 let request = ReplicateRequest(
                     fileId: job.fileId, version: job.version, sha256: job.sha256, size: job.size,
                     sourceUrl: job.sourceURL)
@@ -146,11 +133,11 @@ final class Maintenance: Sendable {
     private func run() {
         // No overall timeout: a copy of a large file takes as long as it takes (connect and stall limits still apply).
         let client = HTTPClient(connectTimeout: 2, timeout: 0, caFile: directory.config.server.caFile)
-        while !stopped.withLock({ $0 }) {
+        while !thread.isStopped {
             do {
                 try directory.expireAbandonedWrites()
                 for (blob, url, ticket) in try directory.pendingDeletions(limit: 100) {
-                    if stopped.withLock({ $0 }) { break }
+                    if thread.isStopped { break }
                     let response = try? client.send(
                         method: "DELETE", url: "\(url)/files/\(blob.fileId)?version=\(blob.version)&ticket=\(ticket)",
                         headers: [HTTPHeader(ClusterSecret.header, directory.secret.token)])
@@ -163,7 +150,7 @@ final class Maintenance: Sendable {
             } catch {
                 logger.warning("maintenance pass failed: \(error)")
             }
-            _ = wake.wait(timeout: .now() + .milliseconds(1000))
+            thread.pause(ms: 1000)
         }
     }
 }

@@ -17,13 +17,12 @@ public final class LockService: Sendable {
     private let defaultLeaseMs: Int64
     private let maxWaitMs: Int64
     private let logger: Logger
-    private let changed = DispatchSemaphore(value: 0)
     /// When the timer thread will next look at the table by itself, set under the table's lock. A grant, a queued
     /// request or a renewal wakes it only when its deadline comes sooner: waking it for every grant (a 30 s lease,
     /// with the timer due within a second anyway) cost a context switch and a scan of every lock per write.
     private let timerDueMs = Atomic<Int64>(0)
-    private let stopped = Mutex(false)
-    private let done = DispatchSemaphore(value: 0)
+    /// The timer thread: expires leases and times out waiters; woken early when a deadline comes sooner.
+    private let timer = BackgroundThread(name: "dfs-lock-timer")
 
     init(tokenBase: Int64, defaultLeaseMs: Int64, maxWaitMs: Int64, logger: Logger) {
         self.table = Locked(LockTable(tokenBase: tokenBase))
@@ -32,20 +31,9 @@ public final class LockService: Sendable {
         self.logger = logger
     }
 
-    func start() {
-        let thread = Thread { [self] in
-            runTimer()
-            done.signal()
-        }
-        thread.name = "dfs-lock-timer"
-        thread.start()
-    }
+    func start() { timer.start { [self] in runTimer() } }
 
-    func stop() {
-        stopped.withLock { $0 = true }
-        changed.signal()
-        done.wait()
-    }
+    func stop() { timer.stop() }
 
     // MARK: Requests
 
@@ -74,12 +62,12 @@ public final class LockService: Sendable {
         }
         switch result {
         case .granted(let lease):
-            if wake { changed.signal() }
+            if wake { timer.wake() }
             return .respond(.json(info(lease, now: now)))
         case .busy(let holders):
             return .respond(busy(path, holders, now: now))
         case .queued:
-            if wake { changed.signal() }
+            if wake { timer.wake() }
             return .suspend { suspension in slot.park(suspension) }
         }
     }
@@ -94,7 +82,7 @@ public final class LockService: Sendable {
                 let lease = try table.renew(lockId: lockId, clientId: clientId, ttlMs: ttl, nowMs: now)
                 return (lease, timerIsLate(for: .granted(lease)))
             }
-            if wake { changed.signal() }
+            if wake { timer.wake() }
             return info(lease, now: now)
         } catch {
             throw Self.map(error, lockId)
@@ -152,7 +140,7 @@ public final class LockService: Sendable {
         }
         switch result {
         case .granted(let lease):
-            if wake { changed.signal() }
+            if wake { timer.wake() }
             return info(lease, now: now)
         case .busy(let holders):
             throw busyError(path, holders, now: now)
@@ -200,7 +188,7 @@ public final class LockService: Sendable {
     // MARK: Internals
 
     private func runTimer() {
-        while !stopped.withLock({ $0 }) {
+        while !timer.isStopped {
             let now = Clock.monotonicMs()
             let outcomes = table.withLock { $0.tick(nowMs: now) }
             deliver(outcomes, now: now)
@@ -210,7 +198,7 @@ public final class LockService: Sendable {
                 return due
             }
             let waitMs = max(1, due - Clock.monotonicMs())
-            _ = changed.wait(timeout: .now() + .milliseconds(Int(waitMs)))
+            timer.pause(ms: Int(waitMs))
         }
         // Answer whoever is still parked: the server is going away.
         let parked = slots.withLock { slots in

@@ -64,10 +64,8 @@ final class Heartbeat: Sendable {
     private let publicURL: String
     private let service: FileService
     private let logger: Logger
-    private let stopped = Mutex(false)
+    private let thread = BackgroundThread(name: "dfs-heartbeat")
     private let registeredOnce = Mutex(false)
-    private let wake = DispatchSemaphore(value: 0)
-    private let done = DispatchSemaphore(value: 0)
     private let registered = DispatchSemaphore(value: 0)
 
     init(config: FileServerConfig, publicURL: String, service: FileService, logger: Logger) {
@@ -77,20 +75,9 @@ final class Heartbeat: Sendable {
         self.logger = logger
     }
 
-    func start() {
-        let thread = Thread { [self] in
-            run()
-            done.signal()
-        }
-        thread.name = "dfs-heartbeat"
-        thread.start()
-    }
+    func start() { thread.start { [self] in run() } }
 
-    func stop() {
-        stopped.withLock { $0 = true }
-        wake.signal()
-        done.wait()
-    }
+    func stop() { thread.stop() }
 
     func waitUntilRegistered(timeout: Double) -> Bool {
         if registeredOnce.withLock({ $0 }) { return true }
@@ -102,7 +89,7 @@ final class Heartbeat: Sendable {
     private func run() {
         let client = HTTPClient(connectTimeout: 2, timeout: 5, caFile: config.server.caFile)
         var needsRegistration = true
-        while !stopped.withLock({ $0 }) {
+        while !thread.isStopped {
             do {
                 if needsRegistration {
                     try register(client)
@@ -113,7 +100,7 @@ final class Heartbeat: Sendable {
                 logger.warning("cannot reach the directory at \(config.directory): \(error)")
             }
             let interval = needsRegistration ? min(config.heartbeatIntervalMs, 500) : config.heartbeatIntervalMs
-            _ = wake.wait(timeout: .now() + .milliseconds(Int(interval)))
+            thread.pause(ms: Int(interval))
         }
     }
 
