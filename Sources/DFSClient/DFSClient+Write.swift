@@ -104,18 +104,9 @@ extension DFSClient {
             throw DFSClientError(
                 status: nil, code: "bad_response", message: "the file server's answer does not describe these bytes")
         }
-        if Int64(data.count) <= ClientCache.inlineLimit {
-            // With its path: the next read names this version (If-None-Match), and the directory sends no bytes.
-            if cacheable(Int64(data.count)) {
-                try? cache?.store(fileId: fileId, version: version, sha256: sha256, data: data, path: entry.path)
-            }
-        } else if cacheable(Int64(data.count)), let copy = try? cache?.beginEntry() {
-            if (try? copy.write(data)) != nil, (try? copy.commit(fileId: fileId, version: version, sha256: sha256)) != nil {
-                cache?.storeAttributes(
-                    path: entry.path, fileId: fileId, version: version, sha256: sha256, size: Int64(data.count))
-            } else {
-                copy.abort()
-            }
+        // With its path: the next read names this version (If-None-Match), and the directory sends no bytes.
+        if cacheable(Int64(data.count)) {
+            try? cache?.store(fileId: fileId, version: version, sha256: sha256, data: data, path: entry.path)
         }
         return entry
     }

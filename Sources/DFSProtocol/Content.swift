@@ -1,5 +1,5 @@
 /// `GET /content?path=P` on the directory: a whole file read in one round trip when the directory keeps the file's
-/// bytes (files of at most its `inline_max_bytes`, created through `PUT /creates`), as Lustre's data-on-MDT does.
+/// bytes (files of at most its `inline_max_bytes` whose bytes came with their commit), as Lustre's data-on-MDT does.
 ///
 /// - 200: the bytes, with the version they are in these headers (and `ETag`);
 /// - 304: `If-None-Match` named the current version (`ETag`), which the caller has already: the same headers, no body;

@@ -216,7 +216,7 @@ public final class Directory: Sendable {
         let key = path.description
         let writer = locks.writer(of: key)?.clientId
         let cached = cachedStat(key)
-        /// Whether the metadata's bytes of this row are wanted.
+        /// Whether the metadata's bytes of this row are wanted (never a directory's: it has no version).
         func wantsBytes(_ row: EntryRow) -> Bool {
             guard writer == nil, let fileId = row.fileId, let version = row.version, let size = row.size,
                 size <= config.inlineMaxBytes
@@ -224,27 +224,25 @@ public final class Directory: Sendable {
             return ifNoneMatch.map { !Self.matches($0, ContentHeader.etag(fileId: fileId, version: version)) } ?? true
         }
         let found: (row: EntryRow, data: Data?, replicas: [Int64]?)
-        if let cached, !cached.row.isDir, !wantsBytes(cached.row) {
+        if let cached, !wantsBytes(cached.row) {
             found = (cached.row, nil, cached.replicas)
         } else {
             // One snapshot: the bytes are those of the version the row names, never another's.
             found = try reading { reader in
+                var row = cached?.row
                 var data: Data?
-                let row: EntryRow?
-                if let cached {
-                    row = cached.row
-                } else if writer == nil, ifNoneMatch == nil {
+                if row == nil, writer == nil, ifNoneMatch == nil {
                     // The bytes are likely wanted: the row and its bytes in one query.
                     (row, data) = try entryWithBytes(at: path, reader)
-                } else {
+                } else if row == nil {
                     row = try self.entry(at: path, reader)
                 }
                 guard let row else { throw DFSError.notFound("\(path) does not exist") }
-                if data == nil, !row.isDir, wantsBytes(row), let fileId = row.fileId, let version = row.version {
-                    data = try reader.inlineData(fileId: fileId, version: version)
+                if wantsBytes(row), let fileId = row.fileId, let version = row.version {
+                    if data == nil { data = try reader.inlineData(fileId: fileId, version: version) }
+                    if let data, Int64(data.count) == row.size { return (row, data, nil) }
                 }
-                if let data, !row.isDir, wantsBytes(row), Int64(data.count) == row.size { return (row, data, nil) }
-                return (row, nil, try cached.map { $0.replicas } ?? Self.replicaIds(of: row, reader))
+                return (row, nil, try cached?.replicas ?? Self.replicaIds(of: row, reader))
             }
         }
         guard !found.row.isDir else { throw DFSError.isADirectory("\(path) is a directory") }
