@@ -25,6 +25,8 @@ let package = Package(
         .systemLibrary(
             name: "CSQLite", path: "Modules/CSQLite", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]),
+        // Linux calls the Glibc module leaves out (syncfs, sync_file_range): plain integer functions, no pointers.
+        .systemLibrary(name: "CLinux", path: "Modules/CLinux"),
 
         // Wrappers: the only targets that may hold unsafe pointer code.
         .target(name: "MicroHTTPD", dependencies: ["CMicroHTTPD"]),
@@ -39,7 +41,7 @@ let package = Package(
         .target(
             name: "ServerKit",
             dependencies: [
-                "MicroHTTPD", "DFSProtocol",
+                "MicroHTTPD", "DFSProtocol", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),
@@ -53,7 +55,7 @@ let package = Package(
         .target(
             name: "FileServer",
             dependencies: [
-                "ServerKit", "DFSProtocol", "Curl",
+                "ServerKit", "DFSProtocol", "Curl", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]),

@@ -93,7 +93,7 @@ final class Metadata: NamespaceQueries {
         // `Checkpointer` copies the log back in the background, not the commit that crosses the threshold; the
         // log is cut back to that size when the writer starts it over, so its size tells when one is due.
         try db.execute("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = \(Checkpointer.thresholdBytes)")
-        durability = GroupFlush(path: wal, dataOnly: true)
+        durability = GroupFlush(path: wal, kind: .fdatasync)
         try upgradePersistedWrites()
     }
 

@@ -19,7 +19,7 @@ public final class FileServer: Sendable {
     static let bodyChunkBytes = 128 << 10
 
     public init(config: FileServerConfig, logger: Logger) throws {
-        let store = try FileStore(dataDir: config.dataDir)
+        let store = try FileStore(dataDir: config.dataDir, sync: config.blobSync)
         let service = FileService(
             store: store, capacityBytes: config.capacityBytes, identity: Identity.load(dataDir: config.dataDir),
             maxFileBytes: config.server.maxFileBytes, secret: config.server.secret, directory: config.directory,

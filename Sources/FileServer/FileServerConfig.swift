@@ -4,7 +4,7 @@ import ServerKit
 public struct FileServerConfig: Sendable {
     public static let keys: Set<String> = ServerSettings.keys.union([
         "listen", "directory", "data_dir", "capacity_bytes", "public_url", "heartbeat_interval_ms",
-        "scrub_interval_ms",
+        "scrub_interval_ms", "blob_sync",
     ])
 
     public var listen = ListenAddress(host: "127.0.0.1", port: 5001)
@@ -22,6 +22,8 @@ public struct FileServerConfig: Sendable {
     public var heartbeatIntervalMs: Int64 = 2000
     /// Milliseconds between scrubber passes (re-reading stored blobs against their sha256); 0 = no scrubber.
     public var scrubIntervalMs: Int64 = 3_600_000
+    /// How blobs are made durable (`syncfs` or `fsync`; see `FileStore.BlobSync`).
+    public var blobSync = FileStore.BlobSync.syncfs
 
     public init() {}
 
@@ -35,5 +37,6 @@ public struct FileServerConfig: Sendable {
         server = try ServerSettings(file, defaultThreads: 16)
         heartbeatIntervalMs = try file.integer("heartbeat_interval_ms", default: 2000, range: 50...600_000)
         scrubIntervalMs = try file.integer("scrub_interval_ms", default: 3_600_000, range: 0...(30 * 86_400_000))
+        blobSync = try file.choice("blob_sync", default: .syncfs)
     }
 }

@@ -1,3 +1,4 @@
+import CLinux
 import Crypto
 import DFSProtocol
 import Foundation
@@ -7,8 +8,10 @@ import Synchronization
 
 /// The flat blob store: each file version is `blobs/<file id>.<version>.<sha256>` under the data directory.
 ///
-/// Writes are crash-safe: bytes stream into `tmp/`, are fsynced, renamed into place and the directory is fsynced,
-/// so a reader sees a blob whole or not at all. The checksum in the name costs no extra write and lets the scrubber
+/// Writes are crash-safe: bytes stream into an unnamed file in `blobs/` (or a temp file in `tmp/`), which is named
+/// once complete, and the blob is acknowledged only after its bytes and name are on disk, so a reader sees a blob
+/// whole or not at all. How they get there is `BlobSync`: by default one `syncfs` for every blob finishing at the
+/// same moment, else an fsync of each blob and one of `blobs/`. The checksum in the name costs no extra write and lets the scrubber
 /// verify a blob without any other metadata. No user path ever reaches the disk.
 public final class FileStore: Sendable {
     /// What the store knows of one blob.
@@ -17,7 +20,19 @@ public final class FileStore: Sendable {
         var size: Int64
     }
 
+    /// How blobs are made durable (conf key `blob_sync`).
+    public enum BlobSync: String, Sendable, CaseIterable {
+        /// One `syncfs` of the data directory's file system makes every blob placed so far durable: bytes, inodes
+        /// and names in one pass and one device flush (the default). It also writes back whatever else is dirty on
+        /// that file system, so it suits a data directory on a disk of its own (or a quiet one).
+        case syncfs
+        /// Each blob is fsynced when complete, and one fsync of `blobs/` makes the names durable: for a data
+        /// directory sharing a file system with heavy unrelated writers.
+        case fsync
+    }
+
     let root: String
+    let sync: BlobSync
     private let blobs: String
     private let tmp: String
     /// Uploads are unnamed files until they are complete (see `beginUpload`).
@@ -25,7 +40,10 @@ public final class FileStore: Sendable {
     private let quarantine: String
     private let index: Locked<Index>
     private let sequence = Locked<UInt64>(0)
-    /// Flushes `blobs/` after renames into it, one fsync shared by the uploads finishing together.
+    /// Makes the names in `blobs/` durable (one fsync shared by the uploads finishing together), for blobs whose
+    /// bytes were fsynced on their own.
+    private let namesFlush: GroupFlush
+    /// With `.syncfs`: makes blobs, bytes and names, durable in one `syncfs` shared by those finishing together.
     private let blobsFlush: GroupFlush
 
     /// The blobs by name, with their totals kept beside them (asked on every upload chunk, so never recounted).
@@ -48,12 +66,14 @@ public final class FileStore: Sendable {
         }
     }
 
-    public init(dataDir: String) throws {
+    public init(dataDir: String, sync: BlobSync = .syncfs) throws {
         root = dataDir
+        self.sync = sync
         blobs = dataDir + "/blobs"
         tmp = dataDir + "/tmp"
         quarantine = dataDir + "/corrupt"
-        blobsFlush = GroupFlush(path: blobs, dataOnly: false)
+        namesFlush = GroupFlush(path: blobs, kind: .fsync)
+        blobsFlush = GroupFlush(path: blobs, kind: sync == .syncfs ? .syncfs : .fsync)
         let fm = FileManager.default
         try fm.createDirectory(atPath: blobs, withIntermediateDirectories: true)
         // Leftovers of uploads cut short by a crash are never blobs: drop them.
@@ -134,11 +154,11 @@ public final class FileStore: Sendable {
         return true
     }
 
-    /// Moves a finished (fsynced) upload into place under its checksum and makes the name durable; refuses to
-    /// replace an existing blob.
+    /// Moves a finished upload into place under its checksum and makes it durable; refuses to replace an existing
+    /// blob.
     func install(_ upload: Upload, sha256: String) throws {
         try place(upload, sha256: sha256)
-        try makeDurable()
+        try makeDurable(bytesFlushed: upload.flushedItself)
     }
 
     /// Moves a finished upload into place under its checksum, not yet durable (`makeDurable` does that, for every
@@ -162,11 +182,12 @@ public final class FileStore: Sendable {
         }
     }
 
-    /// Returns once the names of every blob placed so far are durable: one fsync of `blobs/`, shared with the
-    /// others waiting.
-    func makeDurable() throws {
+    /// Returns once every blob placed so far is durable: one flush, shared with the others waiting. With
+    /// `bytesFlushed` (the caller's blobs were fsynced by `Upload.finish`), only their names need it.
+    func makeDurable(bytesFlushed: Bool = false) throws {
+        let flush = bytesFlushed ? namesFlush : blobsFlush
         do {
-            try blobsFlush.waitDurable(blobsFlush.changed())
+            try flush.waitDurable(flush.changed())
         } catch {
             throw DFSError(500, .internal, "cannot make the blob durable: \(error)")
         }
@@ -253,6 +274,12 @@ final class Upload {
     private let handle: FileHandle
     private var hasher = SHA256()
     private(set) var size: Int64 = 0
+    /// Bytes handed to writeback so far (see `append`).
+    private var writtenBack: Int64 = 0
+    /// Whether `finish` fsynced the bytes (always with `BlobSync.fsync`; with `.syncfs`, big uploads: see there).
+    private(set) var flushedItself = false
+    /// Writeback of a big upload starts every this many bytes.
+    static let writebackStep: Int64 = 8 << 20
 
     init(store: FileStore, name: BlobName, tempPath: String?, handle: FileHandle) {
         self.store = store
@@ -265,12 +292,25 @@ final class Upload {
         try handle.write(contentsOf: chunk)
         hasher.update(data: chunk)
         size += Int64(chunk.count)
+        if size - writtenBack >= Self.writebackStep {
+            // Start writing the bytes so far (without waiting): a big upload then leaves little for its final
+            // flush, and little dirty for a concurrent `syncfs` of small ones to write back.
+            _ = dfs_start_writeback(handle.fileDescriptor, writtenBack, size - writtenBack)
+            writtenBack = size
+        }
     }
 
-    /// Flushes to disk and returns the hex sha256 of what was written. (An unnamed file stays open until it is
+    /// Ends the writing and returns the hex sha256 of what was written. (An unnamed file stays open until it is
     /// named: closing it would free it.)
+    ///
+    /// The bytes are fsynced here with `BlobSync.fsync`, and with `.syncfs` when the upload is big (at least
+    /// `writebackStep`): a big file's flush is its own, and the shared `syncfs` of small blobs would also write back
+    /// whatever else the machine has dirty (such as a client's cache copy of that same big file).
     func finish() throws -> String {
-        guard fsync(handle.fileDescriptor) == 0 else { throw DFSError(500, .internal, "fsync failed") }
+        if store.sync == .fsync || size >= Self.writebackStep {
+            guard fsync(handle.fileDescriptor) == 0 else { throw DFSError(500, .internal, "fsync failed") }
+            flushedItself = true
+        }
         if tempPath != nil { try handle.close() }
         return Data(hasher.finalize()).hexString
     }

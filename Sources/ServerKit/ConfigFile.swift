@@ -79,6 +79,18 @@ public struct ConfigFile {
         return value
     }
 
+    /// One of an enumeration's raw values.
+    public func choice<T: RawRepresentable & CaseIterable>(_ key: String, default defaultValue: T) throws(ConfigError)
+        -> T where T.RawValue == String
+    {
+        guard let entry = values[key] else { return defaultValue }
+        guard let value = T(rawValue: entry.value) else {
+            let names = T.allCases.map(\.rawValue).joined(separator: " or ")
+            throw ConfigError("\(path):\(entry.line): '\(key)' must be \(names), got '\(entry.value)'")
+        }
+        return value
+    }
+
     /// A `host:port` listen address (`[::1]:5000` for IPv6).
     public func listenAddress(_ key: String, default defaultValue: String) throws(ConfigError) -> ListenAddress {
         let text = try string(key, default: defaultValue)

@@ -1,3 +1,4 @@
+import CLinux
 import Foundation
 import Glibc
 import Synchronization
@@ -11,7 +12,7 @@ import Synchronization
 /// no lock is held across a disk flush.
 ///
 /// ```swift
-/// let wal = GroupFlush(path: db.walPath, dataOnly: true)
+/// let wal = GroupFlush(path: db.walPath, kind: .fdatasync)
 /// let ticket = try lock.withLock { try db.run(...); return wal.changed() }
 /// try wal.waitDurable(ticket)          // then answer the client
 /// ```
@@ -32,17 +33,28 @@ public final class GroupFlush: Sendable {
         public let description: String
     }
 
+    /// How a flush makes the changes durable.
+    public enum Kind: Sendable {
+        /// `fsync` of the path (a directory after renames into it).
+        case fsync
+        /// `fdatasync` of the path (enough for a file's appended bytes, such as a WAL).
+        case fdatasync
+        /// `syncfs`: every dirty page and inode of the path's file system, then one device flush. For many new
+        /// files at once (their bytes, inodes and directory entries in one pass) instead of an fsync each.
+        case syncfs
+    }
+
     private let path: String
-    private let dataOnly: Bool
+    private let kind: Kind
     private let condition = NSCondition()
     private let state = Locked(State())
 
     /// - Parameters:
     ///   - path: the file or directory to flush; opened read-only on first use (it must exist by then).
-    ///   - dataOnly: `fdatasync` instead of `fsync` (enough for a file's appended bytes, such as a WAL).
-    public init(path: String, dataOnly: Bool) {
+    ///   - kind: what a flush runs.
+    public init(path: String, kind: Kind) {
         self.path = path
-        self.dataOnly = dataOnly
+        self.kind = kind
     }
 
     deinit {
@@ -106,7 +118,12 @@ public final class GroupFlush: Sendable {
             fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { return (fd, "cannot open \(path) to flush it: errno \(errno)") }
         }
-        let result = dataOnly ? fdatasync(fd) : fsync(fd)
+        let result: Int32
+        switch kind {
+        case .fsync: result = fsync(fd)
+        case .fdatasync: result = fdatasync(fd)
+        case .syncfs: result = dfs_syncfs(fd)
+        }
         guard result == 0 else { return (fd, "flushing \(path) failed: errno \(errno)") }
         return (fd, nil)
     }

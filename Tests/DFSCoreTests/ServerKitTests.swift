@@ -177,16 +177,32 @@ import Testing
         let config = try FileServerConfig(try ConfigFile(contentsOf: path, allowedKeys: FileServerConfig.keys))
         #expect(config.listen.port == UInt16(5000 + index))
         #expect(config.directory == "http://127.0.0.1:5000" && config.publicURL.isEmpty)
+        #expect(config.blobSync == .syncfs)
+    }
+
+    @Test func blobSyncTakesItsTwoValuesAndNamesThemOtherwise() throws {
+        func parse(_ value: String) throws -> FileServerConfig {
+            try FileServerConfig(
+                try ConfigFile(path: "t.conf", text: "blob_sync = \(value)\n", allowedKeys: FileServerConfig.keys))
+        }
+        #expect(try parse("fsync").blobSync == .fsync)
+        #expect(try parse("syncfs").blobSync == .syncfs)
+        #expect {
+            try parse("sometimes")
+        } throws: { error in
+            "\(error)".contains("t.conf:1: 'blob_sync' must be syncfs or fsync, got 'sometimes'")
+        }
     }
 }
 
 /// Group commit: every waiter returns only after a flush that began after its change, and waiters share flushes.
 @Suite struct GroupFlushTests {
-    @Test func concurrentChangesShareFlushesAndAllBecomeDurable() throws {
+    @Test(arguments: [GroupFlush.Kind.fdatasync, .fsync, .syncfs])
+    func concurrentChangesShareFlushesAndAllBecomeDurable(kind: GroupFlush.Kind) throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("dfs-flush-\(UUID().uuidString)").path
         #expect(FileManager.default.createFile(atPath: path, contents: Data("x".utf8)))
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let flush = GroupFlush(path: path, dataOnly: true)
+        let flush = GroupFlush(path: path, kind: kind)
         let threads = 16
         let rounds = 10
         for round in 1...rounds {
@@ -212,7 +228,7 @@ import Testing
     }
 
     @Test func aPathThatCannotBeOpenedFailsEveryWaiter() {
-        let flush = GroupFlush(path: "/nonexistent/dfs-\(UUID().uuidString)", dataOnly: false)
+        let flush = GroupFlush(path: "/nonexistent/dfs-\(UUID().uuidString)", kind: .fsync)
         #expect(throws: GroupFlush.FlushError.self) { try flush.waitDurable(flush.changed()) }
         #expect(throws: GroupFlush.FlushError.self) { try flush.waitDurable(flush.changed()) }
     }

@@ -70,6 +70,31 @@ import Testing
         #expect(try reader.read("/big") == big)
     }
 
+    /// Both ways of making blobs durable (`blob_sync`) store small files (created, and made durable together) and
+    /// big ones (through a ticket; with `syncfs`, fsynced on their own), which a file server killed with SIGKILL
+    /// still serves when it comes back. (A process kill, not a power cut: that would need a disk to cut.)
+    @Test(arguments: ["syncfs", "fsync"])
+    func everyBlobSyncModeKeepsSmallAndBigFiles(mode: String) throws {
+        let cluster = try TestCluster(fileServers: 1, fileServerConf: "blob_sync = \(mode)")
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        var files: [String: Data] = [:]
+        for index in 0..<20 { files["/small/f\(index)"] = Data("small file \(index) of \(mode)\n".utf8) }
+        files["/big"] = Data((0..<(9 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        _ = try dfs.mkdir("/small")
+        for (path, data) in files { _ = try dfs.write(path, data: data) }
+        try cluster.restartFileServer(0, kill: true)
+        let reader = cluster.client(home: cluster.tempPath("reader-\(mode)"), cacheMaxBytes: 0)
+        for (path, data) in files {
+            let stat = try reader.stat(path)
+            // Straight from the file server (the directory keeps small files' bytes too).
+            let blob = try HTTPClient().send(
+                method: "GET", url: cluster.fileServers[0].url + "/files/\(stat.fileId!)?version=\(stat.version!)")
+            #expect(blob.status == 200 && blob.body == data, "\(path) after a kill, blob_sync = \(mode)")
+        }
+        #expect(try reader.read("/big") == files["/big"])
+    }
+
     @Test func badCreatesAreRefusedAndCommitNothing() throws {
         let cluster = try TestCluster(fileServers: 1)
         defer { cluster.shutdown() }
