@@ -4,8 +4,8 @@ import Glibc
 
 /// A cache entry being written; `commit` publishes it, `abort` throws it away.
 ///
-/// Bytes stay in memory while the entry fits `ClientCache.inlineLimit` (it is then stored inline in the index);
-/// past that they go to a temp file in `tmp/`, moved into `blobs/` at commit.
+/// Bytes stay in memory while the entry fits `ClientCache.inlineLimit` (it is then queued for a pack, as by
+/// `ClientCache.store`); past that they go to a temp file in `tmp/`, moved into `blobs/` at commit.
 public final class CacheEntryWriter {
     private let cache: ClientCache
     private var buffer = Data()
@@ -61,8 +61,7 @@ public final class CacheEntryWriter {
                 tempPath: file.path, fileId: fileId, version: version, sha256: sha256, size: size,
                 countingMiss: countingMiss)
         } else {
-            try cache.insert(
-                fileId: fileId, version: version, sha256: sha256, size: size, data: buffer, countingMiss: countingMiss)
+            try cache.store(fileId: fileId, version: version, sha256: sha256, data: buffer, countingMiss: countingMiss)
         }
     }
 

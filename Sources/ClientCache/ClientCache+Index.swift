@@ -5,7 +5,7 @@ import SQLite
 extension ClientCache {
     /// The index layout this code reads and writes, kept in `PRAGMA user_version`. A cache with any other version
     /// (older caches have none) is reset when opened: it is only a cache.
-    static let schemaVersion: Int64 = 2
+    static let schemaVersion: Int64 = 3
 
     /// Opens (and on first use creates) the index. Processes starting together on a new cache can find it busy
     /// while another one switches it to WAL or resets it; they retry for up to about a second.
@@ -26,7 +26,7 @@ extension ClientCache {
             } catch let error as SQLiteError where error.isCorrupt && !reset {
                 reset = true
                 for suffix in ["", "-wal", "-shm"] { unlink(directory + "/index.sqlite3" + suffix) }
-                removeFiles(in: directory + "/blobs")
+                for folder in ["blobs", "packs"] { removeFiles(in: directory + "/" + folder) }
             }
         }
     }
@@ -51,11 +51,13 @@ extension ClientCache {
                 DROP TABLE IF EXISTS entries;
                 DROP TABLE IF EXISTS attributes;
                 DROP TABLE IF EXISTS counters;
+                DROP TABLE IF EXISTS packs;
+                DROP TABLE IF EXISTS dead_packs;
                 \(schema)
                 PRAGMA user_version = \(schemaVersion);
                 """)
             // Still under the write lock, so no process on the new layout has published a blob yet.
-            for folder in ["blobs", "tmp"] { removeFiles(in: directory + "/" + folder) }
+            for folder in ["blobs", "packs", "tmp"] { removeFiles(in: directory + "/" + folder) }
         }
     }
 
@@ -63,27 +65,48 @@ extension ClientCache {
         try db.query("PRAGMA user_version").first?.int(0) ?? 0
     }
 
-    /// Entries hold their bytes in `data` up to `inlineLimit`, else NULL (the bytes are in `blobs/`, and `stat` is
-    /// the file's signature). The triggers keep the total size in `counters('bytes')` within the same transaction
-    /// as every insert, replacement and delete, so bounding the cache never sums the table.
+    /// An entry of up to `inlineLimit` bytes lives at `pack_offset` in the pack file `packs/<pack>`; a bigger one
+    /// is the file `blobs/<file id>.<version>` (`pack` NULL, and `stat` is the file's signature).
+    ///
+    /// `counters('bytes')` is what the cache holds on disk: the sizes of the blob files and of the pack files (a
+    /// pack counts whole until it is deleted). The triggers keep it within the same transaction as every insert,
+    /// replacement and delete, so bounding the cache never sums a table. A pack is deleted with its last entry, and
+    /// its id noted in `dead_packs` so that its file is unlinked after the transaction (`takeDeadPacks`).
     private static let schema = """
         CREATE TABLE entries(
             file_id INTEGER NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
-            last_used INTEGER NOT NULL, stat TEXT NOT NULL, data BLOB, PRIMARY KEY(file_id, version));
+            last_used INTEGER NOT NULL, stat TEXT NOT NULL, pack INTEGER, pack_offset INTEGER,
+            PRIMARY KEY(file_id, version));
         CREATE INDEX entries_by_use ON entries(last_used);
+        CREATE INDEX entries_by_pack ON entries(pack) WHERE pack IS NOT NULL;
+        CREATE TABLE packs(id INTEGER PRIMARY KEY AUTOINCREMENT, size INTEGER NOT NULL);
+        CREATE TABLE dead_packs(id INTEGER PRIMARY KEY);
         CREATE TABLE attributes(
             path TEXT PRIMARY KEY, file_id INTEGER NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL,
             size INTEGER NOT NULL, fetched_ms INTEGER NOT NULL);
         CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
         INSERT INTO counters(name, value) VALUES ('bytes', 0);
-        CREATE TRIGGER entries_added AFTER INSERT ON entries BEGIN
+        CREATE TRIGGER entries_added AFTER INSERT ON entries WHEN NEW.pack IS NULL BEGIN
             UPDATE counters SET value = value + NEW.size WHERE name = 'bytes';
         END;
         CREATE TRIGGER entries_removed AFTER DELETE ON entries BEGIN
-            UPDATE counters SET value = value - OLD.size WHERE name = 'bytes';
+            UPDATE counters SET value = value - OLD.size WHERE name = 'bytes' AND OLD.pack IS NULL;
+            DELETE FROM packs WHERE id = OLD.pack AND NOT EXISTS (SELECT 1 FROM entries WHERE pack = OLD.pack);
         END;
-        CREATE TRIGGER entries_resized AFTER UPDATE OF size ON entries BEGIN
-            UPDATE counters SET value = value - OLD.size + NEW.size WHERE name = 'bytes';
+        CREATE TRIGGER entries_changed AFTER UPDATE OF size, pack ON entries BEGIN
+            UPDATE counters
+                SET value = value - (CASE WHEN OLD.pack IS NULL THEN OLD.size ELSE 0 END)
+                    + (CASE WHEN NEW.pack IS NULL THEN NEW.size ELSE 0 END)
+                WHERE name = 'bytes';
+            DELETE FROM packs WHERE id = OLD.pack AND OLD.pack IS NOT NEW.pack
+                AND NOT EXISTS (SELECT 1 FROM entries WHERE pack = OLD.pack);
+        END;
+        CREATE TRIGGER packs_added AFTER INSERT ON packs BEGIN
+            UPDATE counters SET value = value + NEW.size WHERE name = 'bytes';
+        END;
+        CREATE TRIGGER packs_removed AFTER DELETE ON packs BEGIN
+            UPDATE counters SET value = value - OLD.size WHERE name = 'bytes';
+            INSERT OR IGNORE INTO dead_packs(id) VALUES (OLD.id);
         END;
         """
 
@@ -105,16 +128,31 @@ extension ClientCache {
     public func clear() throws {
         try flush()
         seen.withLock { $0.removeAll() }
-        let keys = try db.withLock { db in
+        let (keys, packs) = try db.withLock { db in
             try db.transaction {
-                let keys = try db.query("SELECT file_id, version FROM entries WHERE data IS NULL").map {
+                let keys = try db.query("SELECT file_id, version FROM entries WHERE pack IS NULL").map {
                     "\($0.int(0) ?? 0).\($0.int(1) ?? 0)"
                 }
-                try db.execute("DELETE FROM entries; DELETE FROM attributes; UPDATE counters SET value = 0;")
-                return keys
+                try db.execute("DELETE FROM entries; DELETE FROM attributes;")
+                let packs = try Self.takeDeadPacks(db)
+                try db.execute("UPDATE counters SET value = 0;")
+                return (keys, packs)
             }
         }
         for key in keys { unlink(directory + "/blobs/" + key) }
+        removePacks(packs)
+    }
+
+    /// The packs deleted in this transaction (their rows are gone; their files are unlinked by the caller, after the
+    /// transaction: `removePacks`).
+    static func takeDeadPacks(_ db: Database) throws -> [Int64] {
+        let ids = try db.query("SELECT id FROM dead_packs").compactMap { $0.int(0) }
+        if !ids.isEmpty { try db.run("DELETE FROM dead_packs") }
+        return ids
+    }
+
+    func removePacks(_ ids: [Int64]) {
+        for id in ids { unlink(packPath(id)) }
     }
 
     /// Adds `amount` to a named counter, creating it at zero first.

@@ -25,14 +25,16 @@ public struct CacheStats: Codable, Sendable, Equatable {
 
 /// The client's disk cache: whole files keyed by file id and version, with their sha256, bounded by LRU eviction.
 ///
-/// Layout under `directory`: `index.sqlite3` (entries, attribute cache, counters), `blobs/<file id>.<version>` and
-/// `tmp/` for entries being written. Entries up to `inlineLimit` bytes live in the index itself, and their sha256 is
-/// checked at every hit (cheap at that size). Bigger ones are files in `blobs/`, trusted while their size, mtime and
-/// inode match what was recorded, else re-hashed. An entry whose bytes no longer match is dropped. Several processes
-/// may share one directory: blobs appear by atomic rename, and SQLite's file locking (WAL) serialises index updates;
-/// each lookup or insert is one transaction. Never talks to the network.
+/// Layout under `directory`: `index.sqlite3` (entries, attribute cache, counters), `packs/<n>`, `blobs/<file id>.<version>`
+/// and `tmp/` for entries being written. Entries up to `inlineLimit` bytes are written behind in batches, each batch
+/// one *pack* file (the entries' bytes end to end) and one index transaction; their sha256 is checked at every hit
+/// (cheap at that size). Bigger ones are files in `blobs/`, trusted while their size, mtime and inode match what was
+/// recorded, else re-hashed. An entry whose bytes no longer match is dropped. Eviction is least recently used, a pack
+/// at a time (its entries were filled together). Several processes may share one directory: blobs appear by atomic
+/// rename, a pack before the index names it, and SQLite's file locking (WAL) serialises index updates; each lookup
+/// or insert is one transaction. Never talks to the network.
 public final class ClientCache: Sendable {
-    /// Entries up to this size are kept inline in the index instead of as files in `blobs/`.
+    /// Entries up to this size are kept in packs instead of as files in `blobs/`.
     public static let inlineLimit: Int64 = 64 << 10
 
     public let directory: String
@@ -64,7 +66,7 @@ public final class ClientCache: Sendable {
         var isEmpty: Bool { entries.isEmpty && attributes.isEmpty && misses == 0 && hits == 0 }
     }
 
-    /// A flush happens once this many small entries (or bytes) are queued.
+    /// A flush happens once this many small entries are queued, or a pack's worth of bytes (`packLimit`).
     public static let pendingEntries = 64
     static let pendingBytes = 1 << 20
 
@@ -74,6 +76,7 @@ public final class ClientCache: Sendable {
         self.maxBytes = maxBytes
         let fm = FileManager.default
         try fm.createDirectory(atPath: directory + "/blobs", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: directory + "/packs", withIntermediateDirectories: true)
         try fm.createDirectory(atPath: directory + "/tmp", withIntermediateDirectories: true)
         let db = try Self.openIndex(directory: directory)
         attributesAtOpen = (try? db.query("SELECT 1 FROM attributes LIMIT 1").isEmpty == false) ?? true
@@ -119,13 +122,17 @@ public final class ClientCache: Sendable {
             try db.transaction { () -> Found in
                 guard
                     let row = try db.query(
-                        "SELECT sha256, size, stat, data FROM entries WHERE file_id = ? AND version = ?", key
+                        "SELECT sha256, size, stat, pack, pack_offset FROM entries WHERE file_id = ? AND version = ?",
+                        key
                     ).first, row.text(0) == sha256, let size = row.int(1)
                 else { return .miss }
                 let span = Self.span(of: range, size: size)
-                if let data = row.blob(3) {
-                    guard Int64(data.count) == size, Self.sha256(of: data) == sha256 else {
+                if let pack = row.int(3) {
+                    let data = readPack(pack, offset: row.int(4) ?? 0, count: size)
+                    guard let data, Int64(data.count) == size, Self.sha256(of: data) == sha256 else {
                         try db.run("DELETE FROM entries WHERE file_id = ? AND version = ?", key)
+                        // Unlinked before the commit: should the commit fail, the entry finds no pack and goes then.
+                        removePacks(try Self.takeDeadPacks(db))
                         return .miss
                     }
                     try Self.markUsed(db, key, saved: counting ? span.count : nil)
@@ -156,9 +163,12 @@ public final class ClientCache: Sendable {
         fileId: Int64, version: Int64, sha256: String, range: ClosedRange<Int64>?, counting: Bool
     ) -> Hit? {
         pending.withLock { pending in
-            guard let entry = pending.entries.last(where: { $0.fileId == fileId && $0.version == version }),
-                entry.sha256 == sha256
+            guard let index = pending.entries.lastIndex(where: { $0.fileId == fileId && $0.version == version }),
+                pending.entries[index].sha256 == sha256
             else { return nil }
+            // Used now: queued last, it is written as the most recently used of the batch.
+            let entry = pending.entries.remove(at: index)
+            pending.entries.append(entry)
             let span = Self.span(of: range, size: Int64(entry.data.count))
             if counting {
                 pending.hits += 1
@@ -222,9 +232,10 @@ public final class ClientCache: Sendable {
 
     /// Stores a file version whose bytes are in memory, and evicts what no longer fits.
     ///
-    /// Small entries (up to `inlineLimit`) are queued and written to the index `pendingEntries` at a time, in one
-    /// transaction (write-behind): a fill then costs a copy in memory instead of a transaction — measured, the cache
-    /// fill was half of a client's CPU on 4 KiB reads. Lookups of this `ClientCache` see queued entries at once;
+    /// Small entries (up to `inlineLimit`) are queued and written `pendingEntries` at a time (write-behind), as one
+    /// pack file and one index transaction: a fill then costs a copy in memory — measured, the cache fill was half
+    /// of a client's CPU on 4 KiB reads, and 4 KiB rows in the index still cost 3× what a pack does. Lookups of this
+    /// `ClientCache` see queued entries at once;
     /// other processes sharing the directory see them after `flush` (called when the queue is full, by `stats`,
     /// and when the cache is released). A process that dies first only loses cache copies.
     ///
@@ -257,39 +268,105 @@ public final class ClientCache: Sendable {
             }
             pending.bytes += data.count
             if countingMiss { pending.misses += 1 }
-            return pending.entries.count >= Self.pendingEntries || pending.bytes >= Self.pendingBytes
+            return pending.entries.count >= Self.pendingEntries || Int64(pending.bytes) >= packLimit
         }
         if full { try flush() }
     }
 
-    /// Writes the queued small entries and counts to the index, in one transaction.
+    /// Writes the queued small entries (as packs) and counts to the index, in one transaction.
     public func flush() throws {
         let batch = pending.withLock { pending -> Pending in
             defer { pending = Pending() }
             return pending
         }
         guard !batch.isEmpty else { return }
-        let victims = try db.withLock { db in
-            try db.transaction { () -> [String] in
+        let (victims, deadPacks) = try db.withLock { db in
+            try db.transaction { () -> ([String], [Int64]) in
                 if batch.misses > 0 { try Self.bump(db, "misses", by: batch.misses) }
                 if batch.hits > 0 {
                     try Self.bump(db, "hits", by: batch.hits)
                     try Self.bump(db, "bytes_saved", by: batch.saved)
                 }
-                for entry in batch.entries where Int64(entry.data.count) <= maxBytes {
-                    try Self.insertRow(
-                        db, fileId: entry.fileId, version: entry.version, sha256: entry.sha256,
-                        size: Int64(entry.data.count), data: entry.data, signature: "")
+                var written: Set<String> = []
+                let fitting = batch.entries.filter { Int64($0.data.count) <= maxBytes }
+                for group in Self.packs(of: fitting, limit: packLimit) {
+                    // The id is taken under the index's write lock, so no other process writes this pack; the file
+                    // is complete before the transaction that names it commits (an id rolled back is reused, and
+                    // its file overwritten).
+                    let id = try db.query(
+                        "INSERT INTO packs(size) VALUES (?) RETURNING id",
+                        [.integer(group.reduce(0) { $0 + Int64($1.data.count) })]
+                    ).first?.int(0) ?? 0
+                    try writePack(id, group)
+                    var offset: Int64 = 0
+                    for entry in group {
+                        try Self.insertRow(
+                            db, fileId: entry.fileId, version: entry.version, sha256: entry.sha256,
+                            size: Int64(entry.data.count), pack: id, offset: offset, signature: "")
+                        offset += Int64(entry.data.count)
+                    }
+                    written.insert(Self.packKey(id))
                 }
                 for (path, seen) in batch.attributes {
                     try Self.insertAttributes(db, path: path, seen)
                 }
-                let newest = batch.entries.last.map { "\($0.fileId).\($0.version)" } ?? ""
-                return try evict(db, keep: newest)
+                let victims = try evict(db, keep: written)
+                return (victims, try Self.takeDeadPacks(db))
             }
         }
         for key in victims { unlink(directory + "/blobs/" + key) }
+        removePacks(deadPacks)
     }
+
+    /// The most bytes in one pack: a pack is evicted whole, so a small cache gets small packs.
+    var packLimit: Int64 { max(1, min(Int64(Self.pendingBytes), maxBytes / 8)) }
+
+    /// `entries` cut into packs of at most `limit` bytes (an entry bigger than that makes a pack alone), in order.
+    static func packs(of entries: [Pending.Entry], limit: Int64) -> [[Pending.Entry]] {
+        var packs: [[Pending.Entry]] = []
+        var current: [Pending.Entry] = []
+        var bytes: Int64 = 0
+        for entry in entries {
+            let size = Int64(entry.data.count)
+            if !current.isEmpty, bytes + size > limit {
+                packs.append(current)
+                current = []
+                bytes = 0
+            }
+            current.append(entry)
+            bytes += size
+        }
+        if !current.isEmpty { packs.append(current) }
+        return packs
+    }
+
+    /// Writes pack `id`: the entries' bytes end to end, in one write and without fsync (see `openIndex`; Data.write
+    /// would fsync).
+    private func writePack(_ id: Int64, _ entries: [Pending.Entry]) throws {
+        var bytes = Data(capacity: entries.reduce(0) { $0 + $1.data.count })
+        for entry in entries { bytes.append(entry.data) }
+        let fd = open(packPath(id), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CacheError("cannot create the cache pack \(packPath(id)): errno \(errno)") }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        do {
+            try handle.write(contentsOf: bytes)
+        } catch {
+            throw CacheError("cannot write the cache pack \(packPath(id)): \(error)")
+        }
+    }
+
+    /// `count` bytes of pack `id` from `offset`; nil when the pack cannot be read.
+    private func readPack(_ id: Int64, offset: Int64, count: Int64) -> Data? {
+        guard let handle = FileHandle(forReadingAtPath: packPath(id)) else { return nil }
+        defer { try? handle.close() }
+        guard (try? handle.seek(toOffset: UInt64(offset))) != nil else { return nil }
+        return count == 0 ? Data() : try? handle.read(upToCount: Int(count))
+    }
+
+    func packPath(_ id: Int64) -> String { directory + "/packs/\(id)" }
+
+    /// An eviction unit's key for a pack (a blob's is `<file id>.<version>`).
+    static func packKey(_ id: Int64) -> String { "pack:\(id)" }
 
     /// Moves a finished temp file into place and records it.
     func install(tempPath: String, fileId: Int64, version: Int64, sha256: String, size: Int64, countingMiss: Bool)
@@ -309,66 +386,84 @@ public final class ClientCache: Sendable {
             defer { try? handle.close() }
             return Self.statSignature(handle.fileDescriptor)
         }
-        try insert(
-            fileId: fileId, version: version, sha256: sha256, size: size, data: nil, signature: signature ?? "",
+        try insertBlob(
+            fileId: fileId, version: version, sha256: sha256, size: size, signature: signature ?? "",
             countingMiss: countingMiss)
     }
 
-    /// Records an entry (inline when `data` is given), counts the miss if asked, and evicts the least recently used
-    /// entries beyond `maxBytes`: one transaction.
-    func insert(
-        fileId: Int64, version: Int64, sha256: String, size: Int64, data: Data?, signature: String = "",
-        countingMiss: Bool
+    /// Records a blob entry, counts the miss if asked, and evicts the least recently used entries beyond
+    /// `maxBytes`: one transaction.
+    private func insertBlob(
+        fileId: Int64, version: Int64, sha256: String, size: Int64, signature: String, countingMiss: Bool
     ) throws {
         let keep = size <= maxBytes
-        let victims = try db.withLock { db in
-            try db.transaction { () -> [String] in
+        let (victims, deadPacks) = try db.withLock { db in
+            try db.transaction { () -> ([String], [Int64]) in
                 if countingMiss { try Self.bump(db, "misses", by: 1) }
-                guard keep else { return [] }
+                guard keep else { return ([], []) }
                 try Self.insertRow(
-                    db, fileId: fileId, version: version, sha256: sha256, size: size, data: data, signature: signature)
-                return try evict(db, keep: "\(fileId).\(version)")
+                    db, fileId: fileId, version: version, sha256: sha256, size: size, pack: nil, offset: nil,
+                    signature: signature)
+                let victims = try evict(db, keep: ["\(fileId).\(version)"])
+                return (victims, try Self.takeDeadPacks(db))
             }
         }
         for key in victims { unlink(directory + "/blobs/" + key) }
+        removePacks(deadPacks)
     }
 
-    /// Inserts or replaces one entry (inline when `data` is given).
+    /// Inserts or replaces one entry (in pack `pack` at `offset`, or a blob file when `pack` is nil).
     private static func insertRow(
-        _ db: Database, fileId: Int64, version: Int64, sha256: String, size: Int64, data: Data?, signature: String
+        _ db: Database, fileId: Int64, version: Int64, sha256: String, size: Int64, pack: Int64?, offset: Int64?,
+        signature: String
     ) throws {
         try db.run(
             """
-            INSERT INTO entries(file_id, version, sha256, size, last_used, stat, data)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO entries(file_id, version, sha256, size, last_used, stat, pack, pack_offset)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(file_id, version) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
-                last_used = excluded.last_used, stat = excluded.stat, data = excluded.data
+                last_used = excluded.last_used, stat = excluded.stat, pack = excluded.pack,
+                pack_offset = excluded.pack_offset
             """,
             [.integer(fileId), .integer(version), .text(sha256), .integer(size), .integer(nowUs()),
-             .text(signature), data.map(SQLValue.blob) ?? .null])
+             .text(signature), pack.map(SQLValue.integer) ?? .null, offset.map(SQLValue.integer) ?? .null])
     }
 
-    /// Deletes the least recently used entries until the total fits `maxBytes`; returns the victims that were files.
-    private func evict(_ db: Database, keep: String) throws -> [String] {
+    /// Deletes the least recently used entries until the total fits `maxBytes`; returns the victims that were blob
+    /// files. A pack goes whole, with all its entries (the triggers then note it in `dead_packs`); it counts as used
+    /// when its least recently used entry was.
+    private func evict(_ db: Database, keep: Set<String>) throws -> [String] {
         let total = try Self.counter(db, "bytes")
         guard total > maxBytes else { return [] }
         // Only the least recently used entries can be victims: look at the oldest few, not the whole index.
-        var files: Set<String> = []
-        let oldest = try db.query(
-            "SELECT file_id, version, size, last_used, data IS NULL FROM entries ORDER BY last_used LIMIT 512"
-        ).map { row in
-            let key = "\(row.int(0) ?? 0).\(row.int(1) ?? 0)"
-            if row.int(4) == 1 { files.insert(key) }
-            return LRUPolicy.Entry(key: key, size: row.int(2) ?? 0, lastUsed: row.int(3) ?? 0)
+        var units: [String: LRUPolicy.Entry] = [:]
+        for row in try db.query(
+            "SELECT file_id, version, size, last_used, pack FROM entries ORDER BY last_used LIMIT 512")
+        {
+            if let pack = row.int(4) {
+                let key = Self.packKey(pack)
+                guard units[key] == nil else { continue }  // seen at its oldest use already
+                let size = try db.query("SELECT size FROM packs WHERE id = ?", [.integer(pack)]).first?.int(0) ?? 0
+                units[key] = LRUPolicy.Entry(key: key, size: size, lastUsed: row.int(3) ?? 0)
+            } else {
+                let key = "\(row.int(0) ?? 0).\(row.int(1) ?? 0)"
+                units[key] = LRUPolicy.Entry(key: key, size: row.int(2) ?? 0, lastUsed: row.int(3) ?? 0)
+            }
         }
-        let rest = total - oldest.reduce(0) { $0 + $1.size }
-        let victims = LRUPolicy.victims(oldest, maxBytes: max(0, maxBytes - rest), keep: [keep])
-        for key in victims {
-            let parts = key.split(separator: ".").compactMap { Int64($0) }
-            try db.run(
-                "DELETE FROM entries WHERE file_id = ? AND version = ?", [.integer(parts[0]), .integer(parts[1])])
+        let candidates = Array(units.values)
+        let rest = total - candidates.reduce(0) { $0 + $1.size }
+        var files: [String] = []
+        for key in LRUPolicy.victims(candidates, maxBytes: max(0, maxBytes - rest), keep: keep) {
+            if key.hasPrefix("pack:"), let id = Int64(key.dropFirst(5)) {
+                try db.run("DELETE FROM entries WHERE pack = ?", [.integer(id)])
+            } else {
+                let parts = key.split(separator: ".").compactMap { Int64($0) }
+                try db.run(
+                    "DELETE FROM entries WHERE file_id = ? AND version = ?", [.integer(parts[0]), .integer(parts[1])])
+                files.append(key)
+            }
         }
-        return victims.filter(files.contains)
+        return files
     }
 
     // MARK: Internals

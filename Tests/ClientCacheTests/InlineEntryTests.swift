@@ -4,7 +4,7 @@ import Foundation
 import SQLite
 import Testing
 
-/// Small entries kept inline in the index, the running size total, and the index's layout version.
+/// Small entries kept in packs, the running size total, and the index's layout version.
 @Suite struct InlineEntryTests {
     let root = FileManager.default.temporaryDirectory.appendingPathComponent("dfs-cache-\(UUID().uuidString)").path
 
@@ -30,7 +30,7 @@ import Testing
         try writer.write(edge.prefix(1000))
         try writer.write(edge.dropFirst(1000))
         try writer.commit(fileId: 8, version: 1, sha256: sha(edge))
-        #expect(blobFiles().isEmpty, "entries up to the inline limit are no files")
+        #expect(blobFiles().isEmpty, "entries up to the inline limit are no files of their own")
 
         #expect(bytes(cache.lookup(fileId: 7, version: 3, sha256: sha(data))) == data)
         #expect(bytes(cache.lookup(fileId: 8, version: 1, sha256: sha(edge))) == edge)
@@ -46,6 +46,37 @@ import Testing
         #expect(stats.bytesSaved == Int64(data.count) + ClientCache.inlineLimit + 6 + 6 + 0)
     }
 
+    /// Small entries share pack files, which go whole when evicted; the size bound holds for what is on disk.
+    @Test func packsAreSharedEvictedWholeAndCountedExactly() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let maxBytes: Int64 = 512 << 10  // packs of up to 64 KiB: 16 entries of 4 KiB
+        let cache = try ClientCache(directory: root, maxBytes: maxBytes)
+        let entries = (0..<200).map { index in Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &+ index) }) }
+        for (index, data) in entries.enumerated() {
+            try cache.store(fileId: Int64(index), version: 1, sha256: sha(data), data: data)
+        }
+        let stats = try cache.stats()
+        func onDisk(_ folder: String) -> Int64 {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: root + "/" + folder)) ?? []
+            return names.reduce(0) { total, name in
+                let size = (try? FileManager.default.attributesOfItem(atPath: root + "/\(folder)/\(name)")[.size]) as? Int
+                return total + Int64(size ?? 0)
+            }
+        }
+        #expect(stats.bytes == onDisk("packs") + onDisk("blobs"), "the total is what the files hold")
+        #expect(stats.bytes <= maxBytes && stats.bytes > maxBytes / 2)
+        let perPack = try index().query("SELECT COUNT(*) FROM entries GROUP BY pack ORDER BY pack").compactMap {
+            $0.int(0)
+        }
+        #expect(perPack.dropLast().allSatisfy { $0 == 16 } && perPack.last == 200 % 16, "16 entries a pack")
+        #expect(perPack.count == (try FileManager.default.contentsOfDirectory(atPath: root + "/packs").count))
+        // The oldest went, a pack at a time; what is indexed reads back whole.
+        #expect(cache.lookup(fileId: 0, version: 1, sha256: sha(entries[0])) == nil)
+        let kept = try index().query("SELECT file_id FROM entries ORDER BY file_id").compactMap { $0.int(0) }
+        #expect(kept.count == Int(stats.entries) && kept.last == 199 && kept.first.map { $0 % 16 } == 0)
+        for id in kept { #expect(bytes(cache.lookup(fileId: id, version: 1, sha256: sha(entries[Int(id)]))) == entries[Int(id)]) }
+    }
+
     @Test func emptyFilesAreEntriesToo() throws {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let cache = try ClientCache(directory: root, maxBytes: 1 << 20)
@@ -59,7 +90,7 @@ import Testing
         let data = Data((0..<Int(ClientCache.inlineLimit) + 1).map { UInt8($0 % 251) })
         try cache.store(fileId: 2, version: 5, sha256: sha(data), data: data)
         #expect(blobFiles() == ["2.5"])
-        #expect(try index().query("SELECT data IS NULL FROM entries").first?.int(0) == 1)
+        #expect(try index().query("SELECT pack IS NULL FROM entries").first?.int(0) == 1)
         guard case .file(let handle, let count) = cache.lookup(fileId: 2, version: 5, sha256: sha(data), range: 10...19)
         else {
             Issue.record("a big entry is served from its file")
@@ -75,13 +106,15 @@ import Testing
         let cache = try ClientCache(directory: root, maxBytes: 1 << 20)
         let data = Data(repeating: 0x41, count: 1000)
         try cache.store(fileId: 1, version: 1, sha256: sha(data), data: data)
-        try cache.flush()  // into the index, where the bytes get damaged
+        try cache.flush()  // into a pack, where the bytes get damaged
+        let pack = try #require(try index().query("SELECT pack FROM entries WHERE file_id = 1").first?.int(0))
         var flipped = data
         flipped[10] = 0x42
-        try index().run("UPDATE entries SET data = ? WHERE file_id = 1", [.blob(flipped)])
+        try flipped.write(to: URL(fileURLWithPath: root + "/packs/\(pack)"))
         #expect(cache.lookup(fileId: 1, version: 1, sha256: sha(data)) == nil)
         let stats = try cache.stats()
         #expect(stats.entries == 0 && stats.bytes == 0 && stats.hits == 0)
+        #expect(!FileManager.default.fileExists(atPath: root + "/packs/\(pack)"), "the emptied pack went")
     }
 
     @Test func lookupsAndFillsCountHitsAndMissesOnce() throws {
