@@ -91,7 +91,11 @@ let package = Package(
 
         // Tests, in layers: pure units, wrappers on loopback, real processes.
         .testTarget(
-            name: "DFSCoreTests", dependencies: ["DFSCore", "DFSProtocol", "ServerKit", "DirectoryServer", "FileServer"]),
+            name: "DFSCoreTests",
+            dependencies: [
+                "DFSCore", "DFSProtocol", "ServerKit", "DirectoryServer", "FileServer",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         .testTarget(name: "WrapperTests", dependencies: ["MicroHTTPD", "Curl", "SQLite"]),
         .testTarget(name: "ClientCacheTests", dependencies: ["ClientCache", "SQLite"]),
         .testTarget(

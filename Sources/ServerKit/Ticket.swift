@@ -44,28 +44,55 @@ public struct ClusterSecret: Sendable {
     }
 }
 
-/// Bearer tokens that prove a client's id: `<client id>.<hex HMAC(key, "client:<id>")>`.
-public struct ClientTokens: Sendable {
-    private let keyBytes: Data
-    private var key: SymmetricKey { SymmetricKey(data: keyBytes) }
+/// HMAC-SHA256 under one key, keyed once: every code starts from a copy of the keyed state, instead of building a
+/// `SymmetricKey` and hashing the key's pads again for each message.
+struct KeyedHMAC: @unchecked Sendable {
+    // Never mutated: each use copies it (a value type) and updates the copy.
+    private let keyed: HMAC<SHA256>
 
     init(key: Data) {
-        keyBytes = key
+        keyed = HMAC<SHA256>(key: SymmetricKey(data: key))
+    }
+
+    func code(for message: Data) -> Data {
+        var hmac = keyed
+        hmac.update(data: message)
+        return Data(hmac.finalize())
+    }
+
+    /// Whether `code` is the code of `message` (compared in constant time).
+    func isValid(_ code: Data, for message: Data) -> Bool {
+        let expected = self.code(for: message)
+        guard code.count == expected.count else { return false }
+        return zip(code, expected).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+}
+
+/// Bearer tokens that prove a client's id: `<client id>.<hex HMAC(key, "client:<id>")>`.
+public struct ClientTokens: Sendable {
+    private let hmac: KeyedHMAC
+    /// Tokens already verified, with their client id: a client sends the same token with every request. Only
+    /// valid tokens get in; emptied when full.
+    private let verified = VerifiedTokens()
+
+    init(key: Data) {
+        hmac = KeyedHMAC(key: key)
     }
 
     public func token(for clientId: Int64) -> String {
-        "\(clientId)." + mac(clientId).hexString
+        "\(clientId)." + hmac.code(for: Data("client:\(clientId)".utf8)).hexString
     }
 
     /// The client id a token proves, or nil when it is not a valid token.
     public func clientId(from token: String) -> Int64? {
+        if let known = verified.lookup(token) { return known }
         let parts = token.split(separator: ".", maxSplits: 1)
         guard parts.count == 2, let id = Int64(parts[0]), id > 0, let code = Data(hex: String(parts[1])) else {
             return nil
         }
-        let valid = HMAC<SHA256>.isValidAuthenticationCode(
-            code, authenticating: Data("client:\(id)".utf8), using: key)
-        return valid ? id : nil
+        guard hmac.isValid(code, for: Data("client:\(id)".utf8)) else { return nil }
+        verified.insert(token, id)
+        return id
     }
 
     /// The client id an `Authorization: Bearer <token>` header proves, or nil when it is missing or not valid.
@@ -77,9 +104,20 @@ public struct ClientTokens: Sendable {
         while token.last == " " || token.last == "\t" { token.removeLast() }
         return clientId(from: String(token))
     }
+}
 
-    private func mac(_ clientId: Int64) -> Data {
-        Data(HMAC<SHA256>.authenticationCode(for: Data("client:\(clientId)".utf8), using: key))
+/// The memo of `ClientTokens`: valid tokens and their client ids, at most `limit` of them.
+private final class VerifiedTokens: Sendable {
+    private let tokens = Locked<[String: Int64]>([:])
+    private static let limit = 4096
+
+    func lookup(_ token: String) -> Int64? { tokens.withLock { $0[token] } }
+
+    func insert(_ token: String, _ id: Int64) {
+        tokens.withLock { tokens in
+            if tokens.count >= Self.limit { tokens.removeAll(keepingCapacity: true) }
+            tokens[token] = id
+        }
     }
 }
 
@@ -95,11 +133,10 @@ public struct TicketSigner: Sendable {
         case stored
     }
 
-    private let keyBytes: Data
-    private var key: SymmetricKey { SymmetricKey(data: keyBytes) }
+    private let hmac: KeyedHMAC
 
     init(key: Data) {
-        keyBytes = key
+        hmac = KeyedHMAC(key: key)
     }
 
     /// The ticket detail binding an upload to a lock's fencing token (empty when written without a lock).
@@ -112,7 +149,7 @@ public struct TicketSigner: Sendable {
         _ operation: Operation, fileId: Int64, version: Int64, detail: String = "", expiresAtMs: Int64
     ) -> String {
         let message = Self.message(operation, fileId, version, detail, expiresAtMs)
-        return "\(expiresAtMs)." + Data(HMAC<SHA256>.authenticationCode(for: message, using: key)).hexString
+        return "\(expiresAtMs)." + hmac.code(for: message).hexString
     }
 
     /// True when the ticket is genuine for exactly these claims and has not expired at `nowMs`.
@@ -124,7 +161,7 @@ public struct TicketSigner: Sendable {
             let code = Data(hex: String(parts[1]))
         else { return false }
         let message = Self.message(operation, fileId, version, detail, expiresAtMs)
-        return HMAC<SHA256>.isValidAuthenticationCode(code, authenticating: message, using: key)
+        return hmac.isValid(code, for: message)
     }
 
     private static func message(

@@ -1,3 +1,4 @@
+import Crypto
 import DFSProtocol
 import DirectoryServer
 import FileServer
@@ -111,6 +112,25 @@ import Testing
         #expect(tokens.clientId(from: "43" + token.drop { $0 != "." }) == nil)
         #expect(ClusterSecret("other").clientTokens.clientId(from: token) == nil)
         #expect(tokens.clientId(from: "garbage") == nil)
+        // Verified once, remembered: a token one digit off is still refused, and the real one still accepted.
+        let forged = String(token.dropLast()) + (token.last == "0" ? "1" : "0")
+        #expect(tokens.clientId(from: forged) == nil)
+        #expect(tokens.clientId(from: token) == 42)
+    }
+
+    /// Tokens and tickets are plain HMAC-SHA256 under keys derived from the secret, as before the keyed state was
+    /// kept: clients keep their tokens across server upgrades.
+    @Test func codesAreStandardHMACUnderTheDerivedKeys() {
+        func hmac(_ key: Data, _ message: String) -> Data {
+            Data(HMAC<SHA256>.authenticationCode(for: Data(message.utf8), using: SymmetricKey(data: key)))
+        }
+        let secret = Data("s3cret".utf8)
+        let tokenKey = hmac(secret, "dfs-client-tokens")
+        #expect(ClusterSecret("s3cret").clientTokens.token(for: 42) == "42." + hmac(tokenKey, "client:42").hexString)
+        let ticketKey = hmac(secret, "dfs-tickets")
+        #expect(
+            signer.sign(.put, fileId: 18, version: 3, detail: "fence=7", expiresAtMs: future)
+                == "\(future)." + hmac(ticketKey, "put:18:3:fence=7:\(future)").hexString)
     }
 
     @Test func clusterSecretComparison() {
