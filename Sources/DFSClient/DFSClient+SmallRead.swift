@@ -46,8 +46,9 @@ extension DFSClient {
     func readThroughDirectory(_ path: String, into sink: (Data) throws -> Void, conditional: Bool = true) throws
         -> ContentRead
     {
+        let key = Self.key(path)
         var headers: [HTTPHeader] = []
-        if conditional, let seen = cache?.lastSeen(Self.key(path)) {
+        if conditional, let seen = cache?.lastSeen(key) {
             headers.append(HTTPHeader("If-None-Match", ContentHeader.etag(fileId: seen.fileId, version: seen.version)))
         }
         let response = try transport.send(
@@ -59,7 +60,7 @@ extension DFSClient {
                 throw DFSClientError(status: 307, code: "bad_response", message: "unexpected answer from /content")
             }
         }
-        let entry = try Self.contentEntry(Self.key(path), response.headers)
+        let entry = try Self.contentEntry(key, response.headers)
         if response.status == 304 {
             if try serveFromCache(entry, range: nil, into: sink) { return .served(entry) }
             // Evicted since: ask again for the bytes.

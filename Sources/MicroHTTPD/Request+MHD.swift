@@ -20,8 +20,13 @@ extension Request {
             self.join = join
         }
 
-        func add(_ name: String, _ value: String) {
-            let key = lowercaseNames ? name.lowercased() : name
+        func add(_ name: UnsafeRawBufferPointer, _ value: String) {
+            // Header names are ASCII tokens: lowercased byte by byte (String.lowercased is Unicode-aware, and was
+            // most of this function's cost).
+            let key =
+                lowercaseNames
+                ? String(decoding: name.lazy.map { (0x41...0x5A).contains($0) ? $0 | 0x20 : $0 }, as: UTF8.self)
+                : String(decoding: name, as: UTF8.self)
             if join, let existing = values[key] {
                 values[key] = existing + ", " + value
             } else {
@@ -41,7 +46,7 @@ extension Request {
                     guard let context, let name else { return .YES }
                     let collector = Unmanaged<Collector>.fromOpaque(context).takeUnretainedValue()
                     collector.add(
-                        String(decoding: UnsafeRawBufferPointer(start: name, count: nameSize), as: UTF8.self),
+                        UnsafeRawBufferPointer(start: name, count: nameSize),
                         value.map {
                             String(decoding: UnsafeRawBufferPointer(start: $0, count: valueSize), as: UTF8.self)
                         }
