@@ -7,9 +7,10 @@ import Synchronization
 
 /// Creates through this server (`PUT /creates`): ids for their blobs, leased from the directory a block at a time,
 /// and a pipeline of two background threads in which no request thread waits. A create's connection is parked once
-/// its blob is written, fsynced and renamed into place; the first thread makes the names of every blob placed so
-/// far durable with one fsync of `blobs/`, the second commits the durable ones at the directory in one batch (group
-/// commit, twice) and answers each parked request.
+/// its blob is written and named; the first thread makes every blob placed so far durable with one flush
+/// (`FileStore.makeDurable`: one `syncfs` by default), the second commits the durable ones at the directory in one
+/// batch (group commit, twice) and answers each parked request. (Two committing threads, so that the directory
+/// could apply one batch during the other's log flush, measured no faster: smaller batches cost the directory more.)
 final class Creates: Sendable {
     /// Ids asked for at a time: one directory call per this many creates.
     static let idBlock: Int64 = 1024
@@ -54,7 +55,7 @@ final class Creates: Sendable {
         }
         self.committing = committing
         flushing = BatchWorker(name: "dfs-flush", maxBatch: Int.max) { batch in
-            // One flush of `blobs/` covers the name of every blob placed before it began: all of this batch.
+            // One flush covers every blob placed before it began: all of this batch.
             var failure: DFSError?
             do {
                 try store.makeDurable()
