@@ -128,14 +128,23 @@ final class Transfer {
 
     /// The bytes without leading and trailing spaces, tabs, CR and LF, as a string (ASCII letters lowercased when
     /// asked: header names).
+    /// (Index loops and a string written in place: the closures and lazy map this had were 3% of a client's CPU
+    /// on 4 KiB reads.)
     private static func trimmed(_ bytes: Slice<UnsafeRawBufferPointer>, lowercase: Bool = false) -> String {
-        let isBlank = { (byte: UInt8) in byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
-        guard let first = bytes.firstIndex(where: { !isBlank($0) }), let last = bytes.lastIndex(where: { !isBlank($0) })
-        else { return "" }
-        let kept = bytes[first...last]
-        guard lowercase else { return String(decoding: kept, as: UTF8.self) }
-        return String(decoding: kept.lazy.map(\.asciiLowercased), as: UTF8.self)
+        var start = bytes.startIndex
+        var end = bytes.endIndex
+        while start < end, isBlank(bytes[start]) { start += 1 }
+        while end > start, isBlank(bytes[end - 1]) { end -= 1 }
+        let count = end - start
+        guard count > 0 else { return "" }
+        guard lowercase else { return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self) }
+        return String(unsafeUninitializedCapacity: count) { utf8 in
+            for offset in 0..<count { utf8[offset] = bytes[start + offset].asciiLowercased }
+            return count
+        }
     }
+
+    private static func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
 
     // MARK: - Upload
 

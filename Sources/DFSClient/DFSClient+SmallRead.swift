@@ -79,21 +79,21 @@ extension DFSClient {
 
     /// The version a `GET /content` answer (200 or 304) is about, from its headers.
     private static func contentEntry(_ path: String, _ headers: [String: String]) throws -> EntryInfo {
-        func header(_ name: KeyPath<ContentHeaderNames, String>) -> String? { headers[Self.contentHeaders[keyPath: name]] }
-        guard let fileId = header(\.fileId).flatMap(Int64.init),
-            let version = header(\.version).flatMap(Int64.init),
-            let size = header(\.size).flatMap(Int64.init), let sha256 = header(\.sha256)
+        let names = Self.contentHeaders
+        guard let fileId = headers[names.fileId].flatMap(Int64.init),
+            let version = headers[names.version].flatMap(Int64.init),
+            let size = headers[names.size].flatMap(Int64.init), let sha256 = headers[names.sha256]
         else {
             throw DFSClientError(status: nil, code: "bad_response", message: "unexpected answer from /content")
         }
         let name = path.split(separator: "/").last.map(String.init) ?? ""
         return EntryInfo(
-            path: path, name: name, type: "file", mtimeMs: header(\.mtimeMs).flatMap(Int64.init) ?? 0,
+            path: path, name: name, type: "file", mtimeMs: headers[names.mtimeMs].flatMap(Int64.init) ?? 0,
             fileId: fileId, version: version, size: size, sha256: sha256)
     }
 
     /// `ContentHeader`'s names as `HTTPClient` reports them (lowercased), made once.
-    struct ContentHeaderNames {
+    struct ContentHeaderNames: Sendable {
         let fileId = ContentHeader.fileId.lowercased()
         let version = ContentHeader.version.lowercased()
         let sha256 = ContentHeader.sha256.lowercased()
