@@ -14,7 +14,7 @@ final class Transfer {
     private let uploadLength: Int64?
 
     /// Header fields of the current response, names lowercased.
-    private(set) var headers: [String: String] = [:]
+    private(set) var headers = [String: String](minimumCapacity: 16)  // a typical answer has ~10
     /// The collected body (non-2xx, or 2xx without `onBody`).
     private(set) var body = Data()
     /// The first error thrown by a user closure or detected here; rethrown once the transfer has stopped.
@@ -104,7 +104,7 @@ final class Transfer {
         guard let first = bytes.first else { return 0 }
         if bytes.starts(with: "HTTP/".utf8) {
             // A new response (after a 1xx, say): keep only the last one's headers and body.
-            headers = [:]
+            headers = [String: String](minimumCapacity: 16)
             body = Data()
             streamsBody = nil
             lastHeaderName = nil
