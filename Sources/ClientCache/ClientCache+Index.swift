@@ -37,11 +37,12 @@ extension ClientCache {
     }
 
     private static func prepareSchema(_ db: Database, directory: String) throws {
+        // Only a cache: no fsync (a write-behind batch, and each checkpoint, used to fsync). See `openIndex`. Set
+        // first: switching a new index to WAL and creating its tables cost four fsyncs, on every client's first use.
+        try db.execute("PRAGMA synchronous = OFF")
         if try db.query("PRAGMA journal_mode").first?.text(0) != "wal" {
             try db.execute("PRAGMA journal_mode = WAL")
         }
-        // Only a cache: no fsync (a write-behind batch, and each checkpoint, used to fsync). See `openIndex`.
-        try db.execute("PRAGMA synchronous = OFF")
         guard try userVersion(db) != schemaVersion else { return }
         try db.transaction {
             // Another process may have reset it since the check above: look again under the write lock.
