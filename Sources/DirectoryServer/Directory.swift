@@ -73,10 +73,8 @@ public final class Directory: Sendable {
     private let directoryIds = Locked<[String: (generation: UInt64, id: Int64)]>([:])
     /// Where `Metadata` keeps its database, also opened read-only by `reading`.
     let metadataPath: String
-    /// Read-only connections not in use: `reading` takes one (or opens one) and puts it back, so there are as many
-    /// as lookups have ever run at once. (A reader per thread, kept in the thread's dictionary, cost 3% of the
-    /// directory's CPU on small reads: an NSDictionary lookup with a bridged key.)
-    private let idleReaders = Locked<[MetadataReader]>([])
+    /// Read-only connections for `reading`: one per lookup running at the moment, reused.
+    private let readers: ConnectionPool<MetadataReader>
     /// Flushes the metadata's commits, outside `state`'s lock, shared by concurrent requests.
     let durability: GroupFlush
 
@@ -86,6 +84,7 @@ public final class Directory: Sendable {
         self.logger = logger
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
         metadataPath = config.dataDir + "/metadata.sqlite3"
+        readers = ConnectionPool { [metadataPath] in try MetadataReader(path: metadataPath) }
         let meta = try Metadata(path: metadataPath)
         locks = LockService(
             tokenBase: try meta.nextEpoch() << 32, defaultLeaseMs: config.lockLeaseMs, maxWaitMs: config.lockMaxWaitMs,
@@ -335,11 +334,9 @@ public final class Directory: Sendable {
     }
 
     /// Runs read-only lookups outside the state lock, in one snapshot, on a reader connection of its own for the
-    /// time (see `idleReaders`).
+    /// time (from `readers`).
     func reading<T>(_ body: (MetadataReader) throws -> T) throws -> T {
-        let reader = try idleReaders.withLock { $0.popLast() } ?? MetadataReader(path: metadataPath)
-        defer { idleReaders.withLock { $0.append(reader) } }
-        return try reader.snapshot { try body(reader) }
+        try readers.withConnection { reader in try reader.snapshot { try body(reader) } }
     }
 
     private static func replicaIds(of row: EntryRow, _ reader: MetadataReader) throws -> [Int64]? {

@@ -588,9 +588,7 @@ extension NamespaceQueries {
 
 /// A read-only connection for lookups outside `Directory`'s lock (`stat`, `ls`): SQLite's WAL lets readers run
 /// beside the writer, each seeing the last commit. `snapshot` keeps several queries on one commit.
-// @unchecked: a connection is used by one thread at a time — `Directory.reading` takes it out of the idle pool for
-// the duration of one snapshot.
-final class MetadataReader: NamespaceQueries, @unchecked Sendable {
+final class MetadataReader: NamespaceQueries {
     let db: Database
 
     init(path: String) throws {

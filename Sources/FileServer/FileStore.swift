@@ -11,8 +11,8 @@ import Synchronization
 /// Writes are crash-safe: bytes stream into an unnamed file in `blobs/` (or a temp file in `tmp/`), which is named
 /// once complete, and the blob is acknowledged only after its bytes and name are on disk, so a reader sees a blob
 /// whole or not at all. How they get there is `BlobSync`: by default one `syncfs` for every blob finishing at the
-/// same moment, else an fsync of each blob and one of `blobs/`. The checksum in the name costs no extra write and lets the scrubber
-/// verify a blob without any other metadata. No user path ever reaches the disk.
+/// same moment, else an fsync of each blob and one of `blobs/`. The checksum in the name costs no extra write and
+/// lets the scrubber verify a blob without any other metadata. No user path ever reaches the disk.
 public final class FileStore: Sendable {
     /// What the store knows of one blob.
     struct BlobInfo: Equatable, Sendable {

@@ -46,18 +46,21 @@ public struct ClusterSecret: Sendable {
 
 /// HMAC-SHA256 under one key, keyed once: every code starts from a copy of the keyed state, instead of building a
 /// `SymmetricKey` and hashing the key's pads again for each message.
-struct KeyedHMAC: @unchecked Sendable {
-    // Never mutated: each use copies it (a value type) and updates the copy.
-    private let keyed: HMAC<SHA256>
+struct KeyedHMAC: Sendable {
+    // Never mutated: each use copies it (a value type) and updates the copy, under the lock only because `HMAC` is
+    // not `Sendable` (a microsecond's hold, uncontended at these rates).
+    private let keyed: Locked<HMAC<SHA256>>
 
     init(key: Data) {
-        keyed = HMAC<SHA256>(key: SymmetricKey(data: key))
+        keyed = Locked(HMAC<SHA256>(key: SymmetricKey(data: key)))
     }
 
     func code(for message: Data) -> Data {
-        var hmac = keyed
-        hmac.update(data: message)
-        return Data(hmac.finalize())
+        keyed.withLock { keyed in
+            var hmac = keyed
+            hmac.update(data: message)
+            return Data(hmac.finalize())
+        }
     }
 
     /// Whether `code` is the code of `message` (compared in constant time).

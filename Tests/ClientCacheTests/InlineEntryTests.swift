@@ -77,6 +77,37 @@ import Testing
         for id in kept { #expect(bytes(cache.lookup(fileId: id, version: 1, sha256: sha(entries[Int(id)]))) == entries[Int(id)]) }
     }
 
+    /// Two users of one cache directory (two processes, say) fill it at the same time: each pack gets its own id,
+    /// and every entry reads back whole through either.
+    @Test func twoCachesSharingADirectoryNeverShareAPack() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let first = try ClientCache(directory: root, maxBytes: 1 << 30)
+        let second = try ClientCache(directory: root, maxBytes: 1 << 30)
+        @Sendable func entry(_ index: Int) -> Data {
+            Data("entry \(index) ".utf8) + Data(repeating: UInt8(index % 251), count: 3000)
+        }
+        let group = DispatchGroup()
+        for (offset, cache) in [(0, first), (1, second)] {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                for index in stride(from: offset, to: 600, by: 2) {
+                    try? cache.store(fileId: Int64(index), version: 1, sha256: sha(entry(index)), data: entry(index))
+                }
+                try? cache.flush()
+            }
+        }
+        #expect(group.wait(timeout: .now() + 60) == .success)
+        #expect(try index().query("SELECT COUNT(*) FROM entries").first?.int(0) == 600)
+        let packs = try index().query("SELECT COUNT(*) FROM packs").first?.int(0) ?? 0
+        let packFiles = try FileManager.default.contentsOfDirectory(atPath: root + "/packs").count
+        #expect(packs >= 10 && Int(packs) == packFiles)
+        for index in 0..<600 {
+            let reader = index % 3 == 0 ? first : second
+            #expect(bytes(reader.lookup(fileId: Int64(index), version: 1, sha256: sha(entry(index)))) == entry(index))
+        }
+    }
+
     @Test func emptyFilesAreEntriesToo() throws {
         defer { try? FileManager.default.removeItem(atPath: root) }
         let cache = try ClientCache(directory: root, maxBytes: 1 << 20)
