@@ -30,6 +30,7 @@ public struct Request: Sendable {
     /// - Parameter name: The header name in any case.
     /// - Returns: The header value, or nil if the request has no such header.
     public func header(_ name: String) -> String? {
-        headers[name.lowercased()]
+        // Callers mostly pass lowercase names already: lowercase (Unicode-aware, so not free) only when needed.
+        headers[name.utf8.contains { (0x41...0x5A).contains($0) } ? name.lowercased() : name]
     }
 }
