@@ -88,6 +88,8 @@ enum Workloads {
                 let client = DFSClient(
                     settings: ClientSettings(directory: directory, home: home + "/w\(index)", environment: [:]))
                 _ = try client.clientId()
+                // Open (create) the client's cache before the clock starts, as registering: a client's one-time setup.
+                _ = try client.cacheStats()
                 return (client, payload(size, seed: index))
             },
             body: { index, setup in
@@ -113,6 +115,7 @@ enum Workloads {
                 let client = DFSClient(
                     settings: ClientSettings(directory: directory, home: home + "/r\(index)", environment: [:]))
                 _ = try client.clientId()
+                _ = try client.cacheStats()  // the cache is opened (created) in setup, as in `writes`
                 _ = try client.stat("/")
                 return client
             },
