@@ -25,10 +25,10 @@ public struct CacheStats: Codable, Sendable, Equatable {
 
 /// The client's disk cache: whole files keyed by file id and version, with their sha256, bounded by LRU eviction.
 ///
-/// Layout under `directory`: `index.sqlite3` (entries, attribute cache, counters), `packs/<n>`, `blobs/<file id>.<version>`
-/// and `tmp/` for entries being written. Entries up to `inlineLimit` bytes are written behind in batches, each batch
-/// one *pack* file (the entries' bytes end to end) and one index transaction; their sha256 is checked at every hit
-/// (cheap at that size). Bigger ones are files in `blobs/`, trusted while their size, mtime and inode match what was
+/// Layout under `directory`: `index.sqlite3` (entries, attribute cache, counters), `packs/<n>`,
+/// `blobs/<file id>.<version>` and `tmp/` for entries being written. Entries up to `inlineLimit` bytes are written
+/// behind in batches, each batch one *pack* file (the entries' bytes end to end) and one index transaction; their
+/// sha256 is checked at every hit (cheap at that size). Bigger ones are files in `blobs/`, trusted while their size, mtime and inode match what was
 /// recorded, else re-hashed. An entry whose bytes no longer match is dropped. Eviction is least recently used, a pack
 /// at a time (its entries were filled together). Several processes may share one directory: blobs appear by atomic
 /// rename, a pack before the index names it, and SQLite's file locking (WAL) serialises index updates; each lookup
