@@ -33,10 +33,7 @@ public struct ClusterSecret: Sendable {
     /// Whether a presented header value is this secret (compared in constant time).
     public func matches(_ presented: String?) -> Bool {
         guard let presented else { return false }
-        let a = Array(presented.utf8)
-        let b = Array(secret.utf8)
-        guard a.count == b.count else { return false }
-        return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+        return constantTimeEqual(Array(presented.utf8), Array(secret.utf8))
     }
 
     private static func derive(_ purpose: String, from secret: String) -> Data {
@@ -65,10 +62,14 @@ struct KeyedHMAC: Sendable {
 
     /// Whether `code` is the code of `message` (compared in constant time).
     func isValid(_ code: Data, for message: Data) -> Bool {
-        let expected = self.code(for: message)
-        guard code.count == expected.count else { return false }
-        return zip(code, expected).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+        constantTimeEqual(code, self.code(for: message))
     }
+}
+
+/// Whether two byte strings are equal, in time that depends on their length only (not on where they differ).
+func constantTimeEqual<A: Collection<UInt8>, B: Collection<UInt8>>(_ a: A, _ b: B) -> Bool {
+    guard a.count == b.count else { return false }
+    return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
 }
 
 /// Bearer tokens that prove a client's id: `<client id>.<hex HMAC(key, "client:<id>")>`.
