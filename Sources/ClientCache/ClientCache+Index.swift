@@ -5,7 +5,7 @@ import SQLite
 extension ClientCache {
     /// The index layout this code reads and writes, kept in `PRAGMA user_version`. A cache with any other version
     /// (older caches have none) is reset when opened: it is only a cache.
-    static let schemaVersion: Int64 = 3
+    static let schemaVersion: Int64 = 4
 
     /// Opens (and on first use creates) the index. Processes starting together on a new cache can find it busy
     /// while another one switches it to WAL or resets it; they retry for up to about a second.
@@ -77,14 +77,14 @@ extension ClientCache {
         CREATE TABLE entries(
             file_id INTEGER NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
             last_used INTEGER NOT NULL, stat TEXT NOT NULL, pack INTEGER, pack_offset INTEGER,
-            PRIMARY KEY(file_id, version));
+            PRIMARY KEY(file_id, version)) WITHOUT ROWID;
         CREATE INDEX entries_by_use ON entries(last_used);
         CREATE INDEX entries_by_pack ON entries(pack) WHERE pack IS NOT NULL;
         CREATE TABLE packs(id INTEGER PRIMARY KEY AUTOINCREMENT, size INTEGER NOT NULL);
         CREATE TABLE dead_packs(id INTEGER PRIMARY KEY);
         CREATE TABLE attributes(
             path TEXT PRIMARY KEY, file_id INTEGER NOT NULL, version INTEGER NOT NULL, sha256 TEXT NOT NULL,
-            size INTEGER NOT NULL, fetched_ms INTEGER NOT NULL);
+            size INTEGER NOT NULL, fetched_ms INTEGER NOT NULL) WITHOUT ROWID;
         CREATE TABLE counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL);
         INSERT INTO counters(name, value) VALUES ('bytes', 0);
         CREATE TRIGGER entries_added AFTER INSERT ON entries WHEN NEW.pack IS NULL BEGIN

@@ -65,6 +65,8 @@ public final class Directory: Sendable {
     /// Recent `stat` answers, valid while the generation they were read at is current: a read-mostly namespace
     /// (HDFS keeps all of it in memory) answers repeated stats without SQLite.
     private let statCache = Locked<[String: CachedStat]>([:])
+    /// The bytes of small files recently sent by `content`, by version (`inline_cache_bytes`).
+    let inlineCache: InlineCache
     /// Moves on (under the state lock, after the commit) with every `rm` and `mv`: the only changes that can delete
     /// or rename a directory. Creates and commits, the frequent changes, leave it alone.
     private let layoutGeneration = Atomic<UInt64>(0)
@@ -85,6 +87,7 @@ public final class Directory: Sendable {
         try FileManager.default.createDirectory(atPath: config.dataDir, withIntermediateDirectories: true)
         metadataPath = config.dataDir + "/metadata.sqlite3"
         readers = ConnectionPool { [metadataPath] in try MetadataReader(path: metadataPath) }
+        inlineCache = InlineCache(maxBytes: config.inlineCacheBytes)
         let meta = try Metadata(path: metadataPath)
         locks = LockService(
             tokenBase: try meta.nextEpoch() << 32, defaultLeaseMs: config.lockLeaseMs, maxWaitMs: config.lockMaxWaitMs,
@@ -107,13 +110,15 @@ public final class Directory: Sendable {
     /// Runs `body` under the state lock; if it changed the metadata, waits (after the lock is released, sharing
     /// one flush with concurrent requests) until the change is on disk, so nothing is acknowledged before it is
     /// durable.
-    func withState<T>(_ body: (inout sending State) throws -> sending T) throws -> T {
+    /// - Parameter namespace: false for a change that no `stat` or `content` answer depends on (a client's
+    ///   registration), which then leaves their caches alone.
+    func withState<T>(namespace: Bool = true, _ body: (inout sending State) throws -> sending T) throws -> T {
         let (value, ticket) = try state.withLock { state -> (T, UInt64?) in
             let before = state.meta.totalChanges
             let value = try body(&state)
             guard state.meta.totalChanges != before else { return (value, nil) }
             // After the commit, before anyone can see the change answered: `stat` drops what it cached.
-            generation.add(1, ordering: .releasing)
+            if namespace { generation.add(1, ordering: .releasing) }
             return (value, durability.changed())
         }
         if let ticket { try durability.waitDurable(ticket) }
@@ -123,7 +128,7 @@ public final class Directory: Sendable {
     // MARK: Registration and liveness
 
     func registerClient() throws -> RegisterClientResponse {
-        let id = try withState { try $0.meta.registerClient(nowMs: Clock.wallMs()) }
+        let id = try withState(namespace: false) { try $0.meta.registerClient(nowMs: Clock.wallMs()) }
         return RegisterClientResponse(clientId: id, token: secret.clientTokens.token(for: id))
     }
 
@@ -185,17 +190,14 @@ public final class Directory: Sendable {
         // Read before the lookup: a change committed meanwhile moves the generation on, so what is read here can
         // only be cached under a generation that is already gone — never served stale.
         let current = generation.load(ordering: .acquiring)
-        if let hit = statCache.withLock({ $0[key] }), hit.generation == current {
+        if let hit = statCache.withLock({ $0[key] }), hit.generation == current, hit.replicasKnown {
             return entryInfo(hit.row, path: key, name: path.name, replicaIds: hit.replicas)
         }
         let (row, replicaIds) = try reading { reader in
             guard let row = try entry(at: path, reader) else { throw DFSError.notFound("\(path) does not exist") }
             return (row, try Self.replicaIds(of: row, reader))
         }
-        statCache.withLock { cache in
-            if cache.count >= Self.statCacheEntries { cache.removeAll(keepingCapacity: true) }
-            cache[key] = CachedStat(generation: current, row: row, replicas: replicaIds)
-        }
+        remember(key, CachedStat(generation: current, row: row, replicas: replicaIds, replicasKnown: true))
         return entryInfo(row, path: key, name: path.name, replicaIds: replicaIds)
     }
 
@@ -215,7 +217,9 @@ public final class Directory: Sendable {
     func content(_ path: DFSPath, ifNoneMatch: String?) throws -> Content {
         let key = path.description
         let writer = locks.writer(of: key)?.clientId
-        let cached = cachedStat(key)
+        // Read before the lookup, as `stat` does: a row read across a change is cached under a generation gone by.
+        let current = generation.load(ordering: .acquiring)
+        let cached = statCache.withLock({ $0[key] }).flatMap { $0.generation == current ? $0 : nil }
         /// Whether the metadata's bytes of this row are wanted (never a directory's: it has no version).
         func wantsBytes(_ row: EntryRow) -> Bool {
             guard writer == nil, let fileId = row.fileId, let version = row.version, let size = row.size,
@@ -223,8 +227,18 @@ public final class Directory: Sendable {
             else { return false }
             return ifNoneMatch.map { !Self.matches($0, ContentHeader.etag(fileId: fileId, version: version)) } ?? true
         }
+        /// The bytes kept in memory for this row's version, if complete.
+        func keptBytes(_ row: EntryRow) -> Data? {
+            guard let fileId = row.fileId, let version = row.version,
+                let data = inlineCache.bytes(fileId: fileId, version: version), Int64(data.count) == row.size
+            else { return nil }
+            return data
+        }
         let found: (row: EntryRow, data: Data?, replicas: [Int64]?)
-        if let cached, !wantsBytes(cached.row) {
+        if let cached, wantsBytes(cached.row), let data = keptBytes(cached.row) {
+            // A repeated read: no SQLite at all.
+            found = (cached.row, data, nil)
+        } else if let cached, cached.replicasKnown, !wantsBytes(cached.row) {
             found = (cached.row, nil, cached.replicas)
         } else {
             // One snapshot: the bytes are those of the version the row names, never another's.
@@ -239,10 +253,20 @@ public final class Directory: Sendable {
                 }
                 guard let row else { throw DFSError.notFound("\(path) does not exist") }
                 if wantsBytes(row), let fileId = row.fileId, let version = row.version {
-                    if data == nil { data = try reader.inlineData(fileId: fileId, version: version) }
+                    if data == nil { data = try keptBytes(row) ?? reader.inlineData(fileId: fileId, version: version) }
                     if let data, Int64(data.count) == row.size { return (row, data, nil) }
                 }
-                return (row, nil, try cached?.replicas ?? Self.replicaIds(of: row, reader))
+                let replicas = cached?.replicasKnown == true ? cached?.replicas : try Self.replicaIds(of: row, reader)
+                return (row, nil, replicas)
+            }
+            if let data = found.data, let fileId = found.row.fileId, let version = found.row.version {
+                inlineCache.keep(fileId: fileId, version: version, data)
+            }
+            if cached == nil {
+                // Replicas are not looked up when the bytes are sent: such a row serves `content` only.
+                remember(
+                    key, CachedStat(generation: current, row: found.row, replicas: found.replicas,
+                        replicasKnown: found.data == nil))
             }
         }
         guard !found.row.isDir else { throw DFSError.isADirectory("\(path) is a directory") }
@@ -295,11 +319,12 @@ public final class Directory: Sendable {
         }
     }
 
-    /// The `stat` of `key` kept in memory, if it is still current.
-    private func cachedStat(_ key: String) -> CachedStat? {
-        let current = generation.load(ordering: .acquiring)
-        guard let hit = statCache.withLock({ $0[key] }), hit.generation == current else { return nil }
-        return hit
+    /// Keeps a `stat` (or `content`) lookup in `statCache`.
+    private func remember(_ key: String, _ stat: CachedStat) {
+        statCache.withLock { cache in
+            if cache.count >= Self.statCacheEntries { cache.removeAll(keepingCapacity: true) }
+            cache[key] = stat
+        }
     }
 
     /// A `stat` as read from the metadata, and the generation it is valid for.
@@ -307,6 +332,8 @@ public final class Directory: Sendable {
         var generation: UInt64
         var row: EntryRow
         var replicas: [Int64]?
+        /// False when only the row was read (by `content`, sending the bytes): `stat` then reads it again.
+        var replicasKnown: Bool
     }
 
     /// The most paths `statCache` keeps (it is emptied when full).

@@ -5,7 +5,7 @@ public struct DirectoryConfig: Sendable {
     public static let keys: Set<String> = ServerSettings.keys.union([
         "listen", "data_dir", "heartbeat_interval_ms", "stale_after_ms", "dead_after_ms", "abandoned_write_ms",
         "lock_lease_ms", "lock_max_wait_ms", "ticket_ttl_ms", "replicas", "inventory_interval_ms", "orphan_grace_ms",
-        "inline_max_bytes",
+        "inline_max_bytes", "inline_cache_bytes",
     ])
 
     public var listen = ListenAddress(host: "127.0.0.1", port: 5000)
@@ -28,6 +28,9 @@ public struct DirectoryConfig: Sendable {
     /// Files up to this size whose bytes come with their commit are also kept in the metadata and read from the
     /// directory in one round trip (`GET /content`); 0 keeps none.
     public var inlineMaxBytes: Int64 = 4096
+    /// Memory for the bytes of small files recently read through `GET /content` (by version, oldest out first), so
+    /// that repeated reads skip SQLite; 0 keeps none.
+    public var inlineCacheBytes = 16 << 20
 
     public init() {}
 
@@ -47,6 +50,7 @@ public struct DirectoryConfig: Sendable {
         inventoryIntervalMs = try file.integer("inventory_interval_ms", default: 60000, range: 100...86_400_000)
         orphanGraceMs = try file.integer("orphan_grace_ms", default: 600_000, range: 0...604_800_000)
         inlineMaxBytes = try file.integer("inline_max_bytes", default: 4096, range: 0...65536)
+        inlineCacheBytes = Int(try file.integer("inline_cache_bytes", default: 16 << 20, range: 0...(1 << 34)))
         guard deadAfterMs > staleAfterMs else {
             throw ConfigError("\(file.path): dead_after_ms must be larger than stale_after_ms")
         }

@@ -253,3 +253,62 @@ import Testing
         #expect(throws: GroupFlush.FlushError.self) { try flush.waitDurable(flush.changed()) }
     }
 }
+
+/// The directory's memory of small files' bytes (`inline_cache_bytes`): by version, bounded, oldest out first.
+@Suite struct InlineCacheTests {
+    static func bytes(_ count: Int, _ seed: UInt8) -> Data { Data(repeating: seed, count: count) }
+
+    @Test func keepsByVersionAndStaysWithinItsBound() {
+        let entry = 4096 + InlineCache.entryOverhead
+        let cache = InlineCache(maxBytes: 10 * entry)
+        for version in 1...25 {
+            cache.keep(fileId: 7, version: Int64(version), Self.bytes(4096, UInt8(version)))
+            #expect(cache.usage.bytes <= cache.maxBytes)
+        }
+        #expect(cache.usage.entries == 10 && cache.usage.bytes == 10 * entry)
+        // The oldest went first; the newest ten are there, each with its own bytes.
+        #expect(cache.bytes(fileId: 7, version: 15) == nil)
+        for version in 16...25 {
+            #expect(cache.bytes(fileId: 7, version: Int64(version)) == Self.bytes(4096, UInt8(version)))
+        }
+        // A version is known with its file id only.
+        #expect(cache.bytes(fileId: 8, version: 25) == nil)
+        // Keeping a version again changes nothing (its bytes never change).
+        cache.keep(fileId: 7, version: 25, Self.bytes(4096, 25))
+        #expect(cache.usage.entries == 10 && cache.usage.bytes == 10 * entry)
+    }
+
+    @Test func keepsNothingTooBigOrWhenDisabled() {
+        let small = InlineCache(maxBytes: 4 * 1024)
+        small.keep(fileId: 1, version: 1, Self.bytes(1024, 1))  // more than a quarter with its overhead
+        #expect(small.usage.entries == 0 && small.bytes(fileId: 1, version: 1) == nil)
+        small.keep(fileId: 1, version: 2, Self.bytes(100, 2))
+        #expect(small.bytes(fileId: 1, version: 2) == Self.bytes(100, 2))
+        let off = InlineCache(maxBytes: 0)
+        off.keep(fileId: 1, version: 1, Self.bytes(10, 1))
+        #expect(off.usage.entries == 0 && off.bytes(fileId: 1, version: 1) == nil)
+    }
+
+    @Test func manyThreadsKeepAndReadAtOnce() {
+        let cache = InlineCache(maxBytes: 64 * (256 + InlineCache.entryOverhead))
+        DispatchQueue.concurrentPerform(iterations: 8) { thread in
+            for round in 0..<2000 {
+                let version = Int64(thread * 10_000 + round)
+                cache.keep(fileId: 1, version: version, Self.bytes(256, UInt8(truncatingIfNeeded: version)))
+                if let data = cache.bytes(fileId: 1, version: version) {
+                    #expect(data == Self.bytes(256, UInt8(truncatingIfNeeded: version)))
+                }
+            }
+        }
+        #expect(cache.usage.entries == 64 && cache.usage.bytes == cache.maxBytes)
+    }
+
+    @Test func theConfKeyDefaultsTo16MiB() throws {
+        func parse(_ text: String) throws -> DirectoryConfig {
+            try DirectoryConfig(try ConfigFile(path: "d.conf", text: text, allowedKeys: DirectoryConfig.keys))
+        }
+        #expect(try parse("").inlineCacheBytes == 16 << 20)
+        #expect(try parse("inline_cache_bytes = 0\n").inlineCacheBytes == 0)
+        #expect(throws: ConfigError.self) { try parse("inline_cache_bytes = -1\n") }
+    }
+}

@@ -140,6 +140,40 @@ import Testing
         #expect(Self.errorCode(try Self.content(cluster, "/c/b/f")) == "not_found")
     }
 
+    /// Repeated reads are answered from the directory's memory (`inline_cache_bytes`) and the `stat` cache: every
+    /// change is still seen at once, and a `stat` after a read still names the copies. The same with the memory off.
+    @Test(arguments: ["", "inline_cache_bytes = 0"])
+    func repeatedReadsFollowEveryChange(conf: String) throws {
+        let cluster = try TestCluster(fileServers: 1, directoryConf: conf)
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        try dfs.mkdir("/r")
+        let one = try dfs.write("/r/f", data: Data("one".utf8))
+        for _ in 0..<3 { #expect(try Self.content(cluster, "/r/f").body == Data("one".utf8)) }
+        let stat = try dfs.stat("/r/f")
+        #expect(stat.version == one.version && stat.replicas?.count == 1 && stat.sha256 == one.sha256)
+
+        // A client registering (a change to the metadata, not to the namespace) changes no answer.
+        let reader = cluster.client(home: cluster.tempPath("reader"))
+        #expect(try reader.read("/r/f") == Data("one".utf8))
+        #expect(try Self.content(cluster, "/r/f").body == Data("one".utf8))
+
+        let two = try dfs.write("/r/f", data: Data("two!".utf8))
+        #expect(two.version != one.version)
+        for _ in 0..<2 {
+            let answer = try Self.content(cluster, "/r/f")
+            #expect(answer.body == Data("two!".utf8) && answer.headers["x-dfs-version"] == two.version.map(String.init))
+        }
+        #expect(try reader.read("/r/f") == Data("two!".utf8))
+
+        try dfs.move("/r/f", to: "/r/g")
+        #expect(Self.errorCode(try Self.content(cluster, "/r/f")) == "not_found")
+        #expect(try Self.content(cluster, "/r/g").body == Data("two!".utf8))
+        try dfs.remove("/r/g")
+        #expect(Self.errorCode(try Self.content(cluster, "/r/g")) == "not_found")
+        #expect(throws: DFSClientError.self) { try reader.read("/r/g") }
+    }
+
     @Test func inlineMaxBytesZeroKeepsNothing() throws {
         let cluster = try TestCluster(fileServers: 1, directoryConf: "inline_max_bytes = 0")
         defer { cluster.shutdown() }
