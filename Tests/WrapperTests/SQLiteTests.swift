@@ -19,6 +19,17 @@ struct SQLiteTests {
 
     struct Abort: Error {}
 
+    /// Memory statistics are off in every process that uses the wrapper (they took a global mutex per allocation).
+    @Test func sqliteKeepsNoProcessWideMemoryCount() throws {
+        let dir = try Self.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let db = try Database(path: dir.appendingPathComponent("m.sqlite").path)
+        try db.execute("CREATE TABLE t(x BLOB)")
+        for _ in 0..<100 { try db.run("INSERT INTO t(x) VALUES (?)", [.blob(Data(count: 4096))]) }
+        #expect(try db.query("SELECT COUNT(*) FROM t").first?.int(0) == 100)
+        #expect(!Database.countsMemory)
+    }
+
     @Test func insertAndQueryEveryType() throws {
         let directory = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
