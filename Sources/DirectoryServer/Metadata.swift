@@ -76,6 +76,9 @@ struct FileServerRow {
 /// an operation.
 final class Metadata: NamespaceQueries {
     let db: Database
+    /// Parent directories looked up by the commits of one `inOneTransaction` (a batch of creates mostly shares
+    /// one): commits change files only, never a directory, so a lookup holds for the whole transaction.
+    private var batchParents: [DFSPath: EntryRow]?
     /// Makes commits durable (group commit): see `Schema`.
     let durability: GroupFlush
 
@@ -313,7 +316,11 @@ final class Metadata: NamespaceQueries {
     typealias CommitResult = (row: EntryRow, replaced: [BlobRef], replacedSize: Int64)
 
     /// Runs `body` in one transaction: the changes inside (each in a savepoint of its own) reach the disk together.
-    func inOneTransaction(_ body: () throws -> Void) throws { try db.transaction(body) }
+    func inOneTransaction(_ body: () throws -> Void) throws {
+        batchParents = [:]
+        defer { batchParents = nil }
+        try db.transaction(body)
+    }
 
     /// Makes an uploaded version current. Returns the new row and the replaced version's blobs (now queued).
     /// - Parameter inline: the version's bytes, kept beside the entry (`inline_data`) for one-round-trip reads.
@@ -322,7 +329,13 @@ final class Metadata: NamespaceQueries {
         servers: [Int64], inline: Data? = nil, nowMs: Int64
     ) throws -> CommitResult {
         try db.transaction {
-            let parent = try parentDirectory(of: path)
+            let parent: EntryRow
+            if let known = batchParents?[path.parent] {
+                parent = known
+            } else {
+                parent = try parentDirectory(of: path)
+                batchParents?[path.parent] = parent
+            }
             let existing = try child(of: parent.id, named: path.name)
             if let existing, existing.isDir { throw DFSError.isADirectory("\(path) is a directory") }
             if let baseVersion, existing?.version != baseVersion {
