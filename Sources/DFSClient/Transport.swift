@@ -6,7 +6,7 @@ import Foundation
 final class Transport {
     let http: HTTPClient
     let directory: String
-    /// The client's bearer token, sent with every directory call once known.
+    /// The client's bearer token, sent with every directory call but a GET once known.
     var token: String?
 
     init(directory: String, caFile: String?) {
@@ -34,7 +34,9 @@ final class Transport {
         headers extra: [HTTPHeader] = [], accepting: Set<Int> = []
     ) throws -> HTTPResponse {
         var headers = extra
-        if let token { headers.append(HTTPHeader("Authorization", "Bearer \(token)")) }
+        // Reads are open (docs/security.md): the token goes with the calls that change state only, and a GET costs
+        // neither side a header it does not use.
+        if method != "GET", let token { headers.append(HTTPHeader("Authorization", "Bearer \(token)")) }
         var payload = RequestBody.none
         if let body {
             payload = .data(try WireJSON.encode(body))
