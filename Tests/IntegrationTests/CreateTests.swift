@@ -258,4 +258,48 @@ import Testing
         let counts = try reader.fileServers().map(\.files)
         #expect(counts.reduce(0, +) == 640, "two copies of each file")
     }
+
+    /// Creates committed in the same batches land in their own directories, while the creates of the same moment
+    /// into a missing directory, or under a file, are refused one by one (a batch looks each parent up once).
+    @Test func concurrentCreatesIntoManyDirectoriesEachLandOrFailOnTheirOwn() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let setup = cluster.client()
+        for dir in 0..<4 { try setup.mkdir("/p\(dir)") }
+        try setup.write("/p0/plain", data: Data("a file".utf8))
+        let failures = Failures()
+        let refusals = Failures()
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            let dfs = cluster.client(home: cluster.tempPath("w\(worker)"))
+            for index in 0..<24 {
+                let path: String
+                switch index % 6 {
+                case 4: path = "/missing/\(worker)-\(index)"
+                case 5: path = "/p0/plain/\(worker)-\(index)"
+                default: path = "/p\((worker + index) % 4)/\(worker)-\(index)"
+                }
+                do {
+                    try dfs.write(path, data: Data(path.utf8))
+                    if index % 6 >= 4 { failures.add("\(path) was created") }
+                } catch let error as DFSClientError where index % 6 >= 4 {
+                    refusals.add("\(error.status ?? 0) \(error.code)")
+                } catch {
+                    failures.add("\(path): \(error)")
+                }
+            }
+        }
+        #expect(failures.all.isEmpty, "\(failures.all.prefix(3))")
+        #expect(refusals.all.filter { $0 == "404 not_found" }.count == 32)
+        #expect(refusals.all.filter { $0 == "409 not_a_directory" }.count == 32)
+        let reader = cluster.client(home: cluster.tempPath("reader"))
+        var landed = 0
+        for dir in 0..<4 {
+            for entry in try reader.list("/p\(dir)") where entry.name != "plain" {
+                landed += 1
+                #expect(try reader.read("/p\(dir)/\(entry.name)") == Data("/p\(dir)/\(entry.name)".utf8))
+            }
+        }
+        #expect(landed == 8 * 16)
+        #expect(try reader.read("/p0/plain") == Data("a file".utf8))
+    }
 }
