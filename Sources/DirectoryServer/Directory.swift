@@ -219,7 +219,8 @@ public final class Directory: Sendable {
         let writer = locks.writer(of: key)?.clientId
         // Read before the lookup, as `stat` does: a row read across a change is cached under a generation gone by.
         let current = generation.load(ordering: .acquiring)
-        let cached = statCache.withLock({ $0[key] }).flatMap { $0.generation == current ? $0 : nil }
+        let remembered = statCache.withLock { $0[key] }
+        let cached = remembered.flatMap { $0.generation == current ? $0 : nil }
         /// Whether the metadata's bytes of this row are wanted (never a directory's: it has no version).
         func wantsBytes(_ row: EntryRow) -> Bool {
             guard writer == nil, let fileId = row.fileId, let version = row.version, let size = row.size,
@@ -245,10 +246,14 @@ public final class Directory: Sendable {
             found = try reading { reader in
                 var row = cached?.row
                 var data: Data?
-                if row == nil, writer == nil, ifNoneMatch == nil {
+                if row == nil, writer == nil, ifNoneMatch == nil,
+                    remembered.map({ keptBytes($0.row) == nil }) ?? true
+                {
                     // The bytes are likely wanted: the row and its bytes in one query.
                     (row, data) = try entryWithBytes(at: path, reader)
                 } else if row == nil {
+                    // (Also when the path last named a version whose bytes are in memory, before some change
+                    // anywhere moved the generation on: it likely still does, and then the row alone will do.)
                     row = try self.entry(at: path, reader)
                 }
                 guard let row else { throw DFSError.notFound("\(path) does not exist") }

@@ -157,6 +157,10 @@ import Testing
         let reader = cluster.client(home: cluster.tempPath("reader"))
         #expect(try reader.read("/r/f") == Data("one".utf8))
         #expect(try Self.content(cluster, "/r/f").body == Data("one".utf8))
+        // Nor does a change elsewhere (the path's row is looked up again, its bytes may come from memory).
+        try dfs.write("/elsewhere", data: Data("other".utf8))
+        #expect(try Self.content(cluster, "/r/f").body == Data("one".utf8))
+        #expect(try dfs.stat("/r/f").replicas?.count == 1)
 
         let two = try dfs.write("/r/f", data: Data("two!".utf8))
         #expect(two.version != one.version)
