@@ -80,15 +80,21 @@ public struct BatchCommitItem: Codable, Sendable, WireKeys {
         case commit
         case clientId = "client_id"
         case data = "data_base64"
+        case blobDurable = "blob_durable"
     }
 
     public var clientId: Int64
     public var commit: CommitRequest
     public var data: Data?
-    public init(clientId: Int64, commit: CommitRequest, data: Data? = nil) {
+    /// False when the file server answers the client before its own flush of the blob (absent: true). Such a create
+    /// must bring its bytes (`data`), which the directory keeps: they are what makes it durable. Bytes beyond the
+    /// directory's `inline_max_bytes` are refused with 412, and the file server commits once its blob is durable.
+    public var blobDurable: Bool?
+    public init(clientId: Int64, commit: CommitRequest, data: Data? = nil, blobDurable: Bool? = nil) {
         self.clientId = clientId
         self.commit = commit
         self.data = data
+        self.blobDurable = blobDurable
     }
 }
 
@@ -136,6 +142,16 @@ public struct BatchCommitOutcome: Codable, Sendable, WireKeys {
 
 /// `POST /commits/batch` answer: one outcome per item, in order.
 public struct BatchCommitResponse: Codable, Sendable, WireKeys {
+    enum CodingKeys: String, CodingKey {
+        case outcomes
+        case inlineMaxBytes = "inline_max_bytes"
+    }
+
     public var outcomes: [BatchCommitOutcome]
-    public init(outcomes: [BatchCommitOutcome]) { self.outcomes = outcomes }
+    /// The directory's `inline_max_bytes` now: the file server sends the bytes of creates up to it from then on.
+    public var inlineMaxBytes: Int64?
+    public init(outcomes: [BatchCommitOutcome], inlineMaxBytes: Int64? = nil) {
+        self.outcomes = outcomes
+        self.inlineMaxBytes = inlineMaxBytes
+    }
 }

@@ -120,7 +120,8 @@ extension BatchCommitRequest: FastDecodable {
                 commits: try fields.objects("commits") {
                     let commit = try $0.object("commit", CommitRequest.init(fields:))
                     return BatchCommitItem(
-                        clientId: try $0.int("client_id"), commit: commit, data: try $0.optionalBase64("data_base64"))
+                        clientId: try $0.int("client_id"), commit: commit, data: try $0.optionalBase64("data_base64"),
+                        blobDurable: try $0.optionalBool("blob_durable"))
                 })
         }
     }
@@ -144,7 +145,8 @@ extension BatchCommitResponse: FastDecodable {
                         throw DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "status out of range"))
                     }
                     return BatchCommitOutcome(status: status, entry: entry, error: error)
-                })
+                },
+                inlineMaxBytes: try fields.optionalInt("inline_max_bytes"))
         }
     }
 }

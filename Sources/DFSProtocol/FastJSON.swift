@@ -269,6 +269,7 @@ extension BatchCommitRequest: FastEncodable {
                 out.key("commit")
                 item.commit.write(to: &out)
                 out.member("data_base64", base64: item.data)
+                out.member("blob_durable", item.blobDurable)
             }
             out.raw("}")
         }
@@ -293,6 +294,7 @@ extension BatchCommitResponse: FastEncodable {
                     error.write(to: &out)
                 }
             }
+            out.member("inline_max_bytes", inlineMaxBytes)
             out.raw("}")
         }
     }

@@ -657,19 +657,40 @@ public final class Directory: Sendable {
 
     /// The bytes of a create to keep in the metadata: those it brought, when they are the commit's (size and
     /// sha256; other bytes refuse the create) and within `inline_max_bytes` (beyond it they are not kept).
+    /// A create whose blob is not yet durable (`blob_durable: false`) must bring its bytes, which are kept: they are
+    /// what makes it durable. Beyond `inline_max_bytes` (lowered since the file server learnt it) it is refused with
+    /// 412, for the file server to commit it again once its blob is durable.
     private func inlineData(of item: BatchCommitItem) throws -> Data? {
-        try inlineData(item.data ?? item.commit.data, of: item.commit)
+        guard item.blobDurable == false else { return try inlineData(item.data ?? item.commit.data, of: item.commit) }
+        guard let data = item.data ?? item.commit.data, data.count <= Self.unflushedMaxBytes else {
+            throw DFSError.badRequest(
+                "a create whose blob is not yet durable must bring its bytes (data_base64, at most \(Self.unflushedMaxBytes))")
+        }
+        try verify(data, of: item.commit)
+        guard Int64(data.count) <= config.inlineMaxBytes else {
+            throw DFSError(
+                412, .conflict,
+                "the directory keeps at most \(config.inlineMaxBytes) bytes of a file (inline_max_bytes): commit once the blob is durable")
+        }
+        return data
     }
+
+    /// The most bytes a create whose blob is not yet durable may bring (file servers send at most 64 KiB inline).
+    static let unflushedMaxBytes = 1 << 16
 
     /// The bytes a commit brought, to keep in the metadata: when they are the commit's (size and sha256; other
     /// bytes refuse it) and within `inline_max_bytes` (beyond it they are not kept).
     private func inlineData(_ data: Data?, of commit: CommitRequest) throws -> Data? {
         guard let data else { return nil }
+        try verify(data, of: commit)
+        return Int64(data.count) <= config.inlineMaxBytes ? data : nil
+    }
+
+    private func verify(_ data: Data, of commit: CommitRequest) throws {
         guard Int64(data.count) == commit.size, Data(SHA256.hash(data: data)).hexString == commit.sha256.lowercased()
         else {
             throw DFSError.badRequest("data_base64 does not hold the committed bytes (size and sha256 differ)")
         }
-        return Int64(data.count) <= config.inlineMaxBytes ? data : nil
     }
 
     /// A create's refusal, as the client would have had it.

@@ -77,7 +77,10 @@ enum DirectoryRoutes {
                 guard body.commits.count <= Directory.maxBatch else {
                     throw DFSError.badRequest("a batch holds at most \(Directory.maxBatch) commits")
                 }
-                return .json(BatchCommitResponse(outcomes: try directory.commitBatch(body.commits)))
+                return .json(
+                    BatchCommitResponse(
+                        outcomes: try directory.commitBatch(body.commits),
+                        inlineMaxBytes: directory.config.inlineMaxBytes))
             },
             .jsonDeferred("POST", "/locks", LockRequest.self) { request, _, body in
                 let caller = try client(request, directory, claimed: body.clientId)

@@ -1,6 +1,7 @@
 import Curl
 import DFSProtocol
 import Foundation
+import Logging
 import MicroHTTPD
 import ServerKit
 import Synchronization
@@ -11,6 +12,15 @@ import Synchronization
 /// (`FileStore.makeDurable`: one `syncfs` by default), the second commits the durable ones at the directory in one
 /// batch (group commit, twice) and answers each parked request. (Two committing threads, so that the directory
 /// could apply one batch during the other's log flush, measured no faster: smaller batches cost the directory more.)
+///
+/// A create whose bytes the directory keeps too (at most its `inline_max_bytes`) skips the first thread when
+/// `inline_flush_ms` is above 0: its commit says `blob_durable: false`, the directory keeps the bytes whatever
+/// happens and has them on its disk when the commit is, and the client is answered then. Such blobs are made
+/// durable here by one flush every `inline_flush_ms` (a third thread; also at `stop`). Until then a power cut could
+/// take or tear this server's copy (a killed process does not: the bytes are in the page cache), never the file:
+/// `GET /content` serves the directory's copy, and a small blob is checked against its name's sha256 before this
+/// server serves it. (16 clients creating 4 KiB files: +17% files/s, the flushes being what the directory's log
+/// flush waited behind on the disk; flushing and committing at the same time, both awaited, gained 3%.)
 final class Creates: Sendable {
     /// Ids asked for at a time: one directory call per this many creates.
     static let idBlock: Int64 = 1024
@@ -26,29 +36,40 @@ final class Creates: Sendable {
     private let directory: String
     private let secret: ClusterSecret
     private let ids = Mutex<(next: Int64, end: Int64)>((0, 0))
-    /// The directory's `inline_max_bytes` as of the last id block: creates up to this size send their bytes along
-    /// with their commit, for the directory to keep (0 until the first block, and when it keeps none).
-    private let inlineLimit = Atomic<Int>(0)
+    /// The directory's `inline_max_bytes` as last learnt (id block, batch answer): creates up to this size send their
+    /// bytes along with their commit, for the directory to keep (0 until the first block, and when it keeps none).
+    private let inlineLimit = InlineLimit()
 
     /// Creates up to this size send their bytes with their commit.
-    var inlineMaxBytes: Int { inlineLimit.load(ordering: .relaxed) }
+    var inlineMaxBytes: Int { inlineLimit.bytes }
     /// Held while a block is fetched, so that only one request asks the directory.
     private let refilling: Mutex<HTTPClient>
     private let flushing: BatchWorker<Pending>
     private let committing: BatchWorker<Pending>
+    /// Flushes the blobs of creates answered before their flush, when there are any, every `inlineFlushMs`.
+    private let lateFlushing: BackgroundThread?
+    /// Whether a blob was placed for `lateFlushing` since its last flush began.
+    private let unflushed = Atomic<Bool>(false)
+    private let store: FileStore
+    private let logger: Logger
 
-    init(directory: String, secret: ClusterSecret, caFile: String?, store: FileStore) {
+    init(
+        directory: String, secret: ClusterSecret, caFile: String?, store: FileStore, inlineFlushMs: Int = 20,
+        logger: Logger = Logger(label: "dfs.fileserver")
+    ) {
         self.directory = directory
+        self.store = store
         self.secret = secret
         refilling = Mutex(HTTPClient(connectTimeout: 2, timeout: 10, caFile: caFile))
         let headers = Self.headers(secret)
         // The kept-alive connection to the directory, used by the committing thread alone.
         let sender = Locked(HTTPClient(connectTimeout: 2, timeout: 30, caFile: caFile))
+        let limit = inlineLimit
         let committing = BatchWorker<Pending>(name: "dfs-commits", maxBatch: Self.maxBatch) { batch in
             // Creates carrying their bytes make big bodies: cut so that each fits the directory's limit.
             var start = 0
             for items in BatchCommitRequest.batches(batch.map(\.item)) {
-                let results = Self.send(items, to: directory, headers: headers, sender)
+                let results = Self.send(items, to: directory, headers: headers, sender, limit)
                 for (pending, result) in zip(batch[start..<start + items.count], results) { pending.answer(result) }
                 start += items.count
             }
@@ -66,16 +87,54 @@ final class Creates: Sendable {
                 if let failure { pending.answer(.failure(failure)) } else { committing.submit(pending) }
             }
         }
+        self.logger = logger
+        lateFlushing = inlineFlushMs > 0 ? BackgroundThread(name: "dfs-late-flush") : nil
+        lateFlushing?.start { [self] in
+            while let lateFlushing, !lateFlushing.isStopped {
+                lateFlushing.pause(ms: inlineFlushMs)
+                flushLate()
+            }
+        }
+    }
+
+    /// One flush of what was placed before it began, if anything was placed since the last.
+    private func flushLate() {
+        guard unflushed.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        do {
+            try store.makeDurable()
+        } catch {
+            // The directory has the bytes; the scrubber and the check before serving catch a copy this left torn.
+            unflushed.store(true, ordering: .releasing)
+            logger.error("cannot make created blobs durable: \(error)")
+        }
     }
 
     /// Lets the pipeline's threads end once what they hold is answered.
     func stop() {
         flushing.stop()
         committing.stop()
+        lateFlushing?.stop()
+        flushLate()
     }
 
-    /// Makes a placed blob durable and commits it, in the background.
-    func submit(_ pending: Pending) { flushing.submit(pending) }
+    /// Whether creates whose bytes the directory keeps are answered before their blob's flush.
+    var flushesLate: Bool { lateFlushing != nil }
+
+    /// Makes a placed blob durable and commits it, in the background: the commit waits for the flush, unless the
+    /// commit brings the bytes (`blob_durable: false`) and the flush comes within `inlineFlushMs`.
+    func submit(_ pending: Pending) {
+        guard pending.item.blobDurable == false else { return flushing.submit(pending) }
+        unflushed.store(true, ordering: .releasing)
+        committing.submit(
+            Pending(item: pending.item) { [flushing] result in
+                // 412: the directory no longer keeps files this big. Commit the usual way, once the blob is durable.
+                guard case .success(let outcome) = result, outcome.status == 412 else { return pending.answer(result) }
+                var item = pending.item
+                item.data = nil
+                item.blobDurable = nil
+                flushing.submit(Pending(item: item, answer: pending.answer))
+            })
+    }
 
     private static func headers(_ secret: ClusterSecret) -> [Curl.HTTPHeader] {
         [Curl.HTTPHeader("Content-Type", "application/json"), Curl.HTTPHeader(ClusterSecret.header, secret.token)]
@@ -101,7 +160,7 @@ final class Creates: Sendable {
                 throw DFSError(502, .unavailable, "the directory refused new ids (\(response.status))")
             }
             ids.withLock { $0 = (block.first + 1, block.first + block.count) }
-            inlineLimit.store(Int(max(0, min(block.inlineMaxBytes ?? 0, 1 << 16))), ordering: .relaxed)
+            inlineLimit.learn(block.inlineMaxBytes ?? 0)
             return block.first
         }
     }
@@ -116,7 +175,8 @@ final class Creates: Sendable {
 
     /// One `POST /commits/batch`: an outcome per item, or the same error for all when the batch failed as a whole.
     private static func send(
-        _ items: [BatchCommitItem], to directory: String, headers: [Curl.HTTPHeader], _ sender: Locked<HTTPClient>
+        _ items: [BatchCommitItem], to directory: String, headers: [Curl.HTTPHeader], _ sender: Locked<HTTPClient>,
+        _ inlineLimit: InlineLimit
     ) -> [Result<BatchCommitOutcome, DFSError>] {
         let result = sender.withLock { client -> Result<[BatchCommitOutcome], DFSError> in
             let response: HTTPResponse
@@ -133,6 +193,7 @@ final class Creates: Sendable {
             else {
                 return .failure(DFSError(502, .unavailable, "the directory did not take the commits (\(response.status))"))
             }
+            if let limit = answer.inlineMaxBytes { inlineLimit.learn(limit) }
             return .success(answer.outcomes)
         }
         switch result {
@@ -194,7 +255,10 @@ extension FileService {
                     path: path, fileId: id, version: id, size: stored.size, sha256: stored.sha256,
                     baseVersion: baseVersion,
                     receipts: stored.all.map { StoredReceipt(fileServerId: $0.fileServerId, receipt: $0.receipt) })
-                let item = BatchCommitItem(clientId: clientId, commit: commit, data: kept)
+                // Bytes the directory keeps make the create durable there: this server's flush may come later.
+                let item = BatchCommitItem(
+                    clientId: clientId, commit: commit, data: kept,
+                    blobDurable: kept != nil && creates.flushesLate ? false : nil)
                 return .suspend { suspension in
                     creates.submit(
                         Creates.Pending(item: item) { result in
@@ -215,6 +279,13 @@ extension FileService {
             throw refusal
         }
     }
+}
+
+/// The directory's `inline_max_bytes` as last learnt (from an id block, or a batch's answer), at most 64 KiB.
+final class InlineLimit: Sendable {
+    private let value = Atomic<Int>(0)
+    var bytes: Int { value.load(ordering: .relaxed) }
+    func learn(_ directoryLimit: Int64) { value.store(Int(max(0, min(directoryLimit, 1 << 16))), ordering: .relaxed) }
 }
 
 /// A thread that takes what was submitted a batch at a time (everything waiting, up to `maxBatch`) and hands each

@@ -59,10 +59,12 @@ final class FileService: Sendable {
 
     init(
         store: FileStore, capacityBytes: Int64, identity: Identity?, maxFileBytes: Int64, secret: ClusterSecret,
-        directory: String, caFile: String? = nil, connectionTimeoutSeconds: Int = 60,
+        directory: String, caFile: String? = nil, inlineFlushMs: Int = 20, connectionTimeoutSeconds: Int = 60,
         logger: Logger = Logger(label: "dfs.fileserver")
     ) {
-        creates = Creates(directory: directory, secret: secret, caFile: caFile, store: store)
+        creates = Creates(
+            directory: directory, secret: secret, caFile: caFile, store: store, inlineFlushMs: inlineFlushMs,
+            logger: logger)
         self.logger = logger
         self.store = store
         self.capacityBytes = capacityBytes
@@ -151,19 +153,32 @@ final class FileService: Sendable {
             receipt: receipt)
     }
 
-    /// `GET /files/{id}?version=V`: stream a blob, honouring `Range` and `If-None-Match`.
+    /// `GET /files/{id}?version=V`: stream a blob, honouring `Range` and `If-None-Match`. A small blob (at most
+    /// `FileStore.checkedMaxBytes`) is read whole and checked against its sha256 first: a create's blob may be
+    /// answered before its flush (`inline_flush_ms`), so a power cut could have torn it; a damaged copy is
+    /// quarantined and answered as absent, never served.
     func get(_ request: Request, _ params: PathParameters) throws -> Response {
         let name = try blobName(request, params)
         let etag = "\"\(name)\""
-        guard let (fd, size, _) = store.open(name) else {
+        guard let (fd, size, sha256) = store.open(name) else {
             throw DFSError.notFound("file \(name.fileId) version \(name.version) is not stored here")
+        }
+        var checked: Data?
+        if size <= FileStore.checkedMaxBytes, request.method != "HEAD" {
+            checked = store.checkedBytes(name, descriptor: fd, size: size, sha256: sha256)
+            close(fd)
+            guard checked != nil else {
+                logger.error("blob \(name) does not match its sha256: quarantined, not served")
+                throw DFSError.notFound(
+                    "file \(name.fileId) version \(name.version) is not stored here (its copy was damaged)")
+            }
         }
         var headers = [
             HTTPHeader("ETag", etag), HTTPHeader("Accept-Ranges", "bytes"),
             HTTPHeader("Content-Type", "application/octet-stream"),
         ]
         if let match = request.header("if-none-match"), match == etag || match == "*" {
-            close(fd)
+            if checked == nil { close(fd) }
             return Response(status: 304, headers: headers)
         }
         var offset: Int64 = 0
@@ -174,7 +189,7 @@ final class FileService: Sendable {
             case .whole:
                 break
             case .unsatisfiable:
-                close(fd)
+                if checked == nil { close(fd) }
                 return .error(
                     DFSError(416, .badRequest, "range \(range) is outside the file (\(size) bytes)"),
                     headers: [HTTPHeader("Content-Range", "bytes */\(size)")])
@@ -186,6 +201,11 @@ final class FileService: Sendable {
             }
         }
         if request.method != "HEAD" { traffic.served(length) }
+        if let checked {
+            return Response(
+                status: status, headers: headers,
+                body: .data(checked.subdata(in: Int(offset)..<Int(offset + length))))
+        }
         return Response(
             status: status, headers: headers,
             body: .file(descriptor: fd, offset: UInt64(offset), length: UInt64(length)))

@@ -23,7 +23,7 @@ public final class FileServer: Sendable {
         let service = FileService(
             store: store, capacityBytes: config.capacityBytes, identity: Identity.load(dataDir: config.dataDir),
             maxFileBytes: config.server.maxFileBytes, secret: config.server.secret, directory: config.directory,
-            caFile: config.server.caFile,
+            caFile: config.server.caFile, inlineFlushMs: Int(config.inlineFlushMs),
             connectionTimeoutSeconds: config.server.connectionTimeoutSeconds, logger: logger)
         let router = Router(
             routes: FileServerRoutes.routes(service), logger: logger, maxHeaderBytes: config.server.maxHeaderBytes)

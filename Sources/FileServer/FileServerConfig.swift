@@ -4,7 +4,7 @@ import ServerKit
 public struct FileServerConfig: Sendable {
     public static let keys: Set<String> = ServerSettings.keys.union([
         "listen", "directory", "data_dir", "capacity_bytes", "public_url", "heartbeat_interval_ms",
-        "scrub_interval_ms", "blob_sync",
+        "scrub_interval_ms", "blob_sync", "inline_flush_ms",
     ])
 
     public var listen = ListenAddress(host: "127.0.0.1", port: 5001)
@@ -24,6 +24,10 @@ public struct FileServerConfig: Sendable {
     public var scrubIntervalMs: Int64 = 3_600_000
     /// How blobs are made durable (`syncfs` or `fsync`; see `FileStore.BlobSync`).
     public var blobSync = FileStore.BlobSync.syncfs
+    /// A created blob whose bytes the directory also keeps (a file of at most its `inline_max_bytes`) is answered
+    /// once the directory's copy is durable, and made durable here within this many milliseconds; 0 = its flush is
+    /// awaited before the commit, as for any other create.
+    public var inlineFlushMs: Int64 = 20
 
     public init() {}
 
@@ -38,5 +42,6 @@ public struct FileServerConfig: Sendable {
         heartbeatIntervalMs = try file.integer("heartbeat_interval_ms", default: 2000, range: 50...600_000)
         scrubIntervalMs = try file.integer("scrub_interval_ms", default: 3_600_000, range: 0...(30 * 86_400_000))
         blobSync = try file.choice("blob_sync", default: .syncfs)
+        inlineFlushMs = try file.integer("inline_flush_ms", default: 20, range: 0...10_000)
     }
 }

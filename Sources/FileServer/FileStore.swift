@@ -206,6 +206,31 @@ public final class FileStore: Sendable {
         return (fd, Int64(status.st_size), info.sha256)
     }
 
+    /// The most bytes of a blob `checkedBytes` reads.
+    static let checkedMaxBytes: Int64 = 1 << 16
+
+    /// A small blob's bytes (at most `checkedMaxBytes`), read from `descriptor` whole and checked against the sha256
+    /// its name carries: nil when they differ (the blob is then quarantined) or cannot be read.
+    func checkedBytes(_ name: BlobName, descriptor: Int32, size: Int64, sha256: String) -> Data? {
+        guard size <= Self.checkedMaxBytes else { return nil }
+        var data = Data(count: Int(size))
+        let read = data.withUnsafeMutableBytes { buffer -> Int in
+            var done = 0
+            while done < buffer.count {
+                let count = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(done))
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { break }
+                done += count
+            }
+            return done
+        }
+        guard read == Int(size), Data(SHA256.hash(data: data)).hexString == sha256 else {
+            quarantine(name)
+            return nil
+        }
+        return data
+    }
+
     /// Deletes a blob; false when it was not there.
     func delete(_ name: BlobName) -> Bool {
         guard let info = index.withLock({ $0.removeValue(forKey: name) }) else { return false }

@@ -197,7 +197,7 @@ import Testing
         let config = try FileServerConfig(try ConfigFile(contentsOf: path, allowedKeys: FileServerConfig.keys))
         #expect(config.listen.port == UInt16(5000 + index))
         #expect(config.directory == "http://127.0.0.1:5000" && config.publicURL.isEmpty)
-        #expect(config.blobSync == .syncfs)
+        #expect(config.blobSync == .syncfs && config.inlineFlushMs == 20)
     }
 
     @Test func blobSyncTakesItsTwoValuesAndNamesThemOtherwise() throws {
@@ -211,6 +211,18 @@ import Testing
             try parse("sometimes")
         } throws: { error in
             "\(error)".contains("t.conf:1: 'blob_sync' must be syncfs or fsync, got 'sometimes'")
+        }
+    }
+
+    @Test func inlineFlushMsIsMillisecondsUpToTenSeconds() throws {
+        func parse(_ value: String) throws -> FileServerConfig {
+            try FileServerConfig(
+                try ConfigFile(path: "t.conf", text: "inline_flush_ms = \(value)\n", allowedKeys: FileServerConfig.keys))
+        }
+        #expect(try parse("0").inlineFlushMs == 0)
+        #expect(try parse("10000").inlineFlushMs == 10_000)
+        for bad in ["-1", "10001", "soon"] {
+            #expect(throws: ConfigError.self, "\(bad)") { try parse(bad) }
         }
     }
 }

@@ -219,6 +219,40 @@ import Testing
             body: .data(try WireJSON.encode(clientCommit)))
         #expect(refusedCommit.status == 400 && Self.errorCode(refusedCommit) == "bad_request")
 
+        // A create whose blob is not yet durable must bring its bytes (at most 64 KiB): they make it durable.
+        for (data, what) in [(nil, "no bytes"), (Data(count: (1 << 16) + 1), "more than 64 KiB")] as [(Data?, String)] {
+            let size = Int64(data?.count ?? 1)
+            let unflushed = CommitRequest(
+                path: "/unflushed", fileId: ids.first, version: ids.first, size: size,
+                sha256: Data(SHA256.hash(data: data ?? Data("x".utf8))).hexString, receipts: [])
+            let body = BatchCommitRequest(
+                commits: [BatchCommitItem(clientId: 1, commit: unflushed, data: data, blobDurable: false)])
+            let answer = try HTTPClient().send(
+                method: "POST", url: cluster.directory.url + "/commits/batch", headers: headers,
+                body: .data(try WireJSON.encode(body)))
+            let refusal = try #require(try WireJSON.decode(BatchCommitResponse.self, from: answer.body).outcomes.first)
+            #expect(refusal.status == 400 && refusal.error?.code == "bad_request", "\(what)")
+            #expect(refusal.error?.message.contains("not yet durable") == true, "\(what)")
+        }
+        // Beyond inline_max_bytes (4096 here): 412, for the file server to commit it once its blob is durable.
+        let big = Data(repeating: 7, count: 5000)
+        let beyond = BatchCommitRequest(commits: [
+            BatchCommitItem(
+                clientId: 1,
+                commit: CommitRequest(
+                    path: "/unflushed", fileId: ids.first, version: ids.first, size: Int64(big.count),
+                    sha256: Data(SHA256.hash(data: big)).hexString, receipts: []),
+                data: big, blobDurable: false)
+        ])
+        let answer = try WireJSON.decode(
+            BatchCommitResponse.self,
+            from: try HTTPClient().send(
+                method: "POST", url: cluster.directory.url + "/commits/batch", headers: headers,
+                body: .data(try WireJSON.encode(beyond))
+            ).body)
+        #expect(answer.outcomes.map(\.status) == [412] && answer.inlineMaxBytes == 4096)
+        #expect(Self.errorCode(try Self.content(cluster, "/unflushed")) == "not_found")
+
         let notBase64 = Data(#"{"commits":[{"client_id":1,"commit":{"path":"/x","file_id":1,"version":1,"size":1,"sha256":"00","receipts":[]},"data_base64":"%%%"}]}"#.utf8)
         let refused = try HTTPClient().send(
             method: "POST", url: cluster.directory.url + "/commits/batch", headers: headers, body: .data(notBase64))

@@ -95,6 +95,61 @@ import Testing
         #expect(try reader.read("/big") == files["/big"])
     }
 
+    /// A create the directory would keep the bytes of brings them with its commit; with `inline_flush_ms` above 0
+    /// it is answered before the file server's flush. When the directory's `inline_max_bytes` is lowered under the
+    /// file server's feet (a restart with a new conf), the first such create is refused with 412 and committed the
+    /// usual way once its blob is durable; the file server learns the new limit from the batch's answer.
+    @Test(arguments: [20, 0])
+    func createsFollowTheDirectorysInlineLimitWhenItIsLowered(flushMs: Int) throws {
+        let cluster = try TestCluster(fileServers: 1, fileServerConf: "inline_flush_ms = \(flushMs)")
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        let reader = cluster.client(home: cluster.tempPath("reader"), cacheMaxBytes: 0)
+        // The file server's first create takes an id block, and with it the directory's inline_max_bytes (4096).
+        let kept = Data((0..<100).map { UInt8(truncatingIfNeeded: $0 &* 3) })
+        _ = try dfs.write("/before", data: kept)
+        #expect(try ContentTests.content(cluster, "/before").body == kept, "the directory kept the bytes")
+        let conf = try String(contentsOfFile: cluster.root + "/directory.conf", encoding: .utf8)
+        try (conf + "\ninline_max_bytes = 16\n").write(
+            toFile: cluster.root + "/directory.conf", atomically: true, encoding: .utf8)
+        try cluster.restartDirectory(kill: false)
+        for (path, data) in [("/after", kept), ("/again", kept), ("/tiny", Data("sixteen bytes!!!".utf8))] {
+            let entry = try dfs.write(path, data: data)
+            #expect(entry.fileId == entry.version, "\(path): a create")
+            let content = try ContentTests.content(cluster, path)
+            if data.count > 16 {
+                #expect(content.status == 307, "\(path): beyond inline_max_bytes the bytes are the file server's")
+            } else {
+                #expect(content.status == 200 && content.body == data, "\(path): kept by the directory")
+            }
+            #expect(try reader.read(path) == data)
+        }
+    }
+
+    /// A small blob is checked against the sha256 in its name before it is served (a create's blob may be answered
+    /// before its flush, so a power cut could leave it torn): a damaged copy, zeroed or cut short, is quarantined
+    /// and answered 404, not even a part of it served, and the file is still read whole from the directory's copy.
+    @Test func aDamagedSmallBlobIsNeverServed() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        let http = HTTPClient()
+        let zeroed = Data((0..<3000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 1) })
+        let short = Data("a file cut short by a power cut\n".utf8)
+        for (path, data, damaged) in [("/zeroed", zeroed, Data(count: zeroed.count)), ("/short", short, short.prefix(5))] {
+            let entry = try dfs.write(path, data: data)
+            let url = cluster.fileServers[0].url + "/files/\(entry.fileId!)?version=\(entry.version!)"
+            #expect(try http.send(method: "GET", url: url).body == data)
+            let file = "\(entry.fileId!).\(entry.version!).\(Self.sha256(data))"
+            try damaged.write(to: URL(fileURLWithPath: cluster.root + "/fs0/blobs/" + file))
+            let served = try http.send(method: "GET", url: url, headers: [HTTPHeader("Range", "bytes=0-3")])
+            #expect(served.status == 404, "\(path): the damaged copy is not served")
+            #expect(FileManager.default.fileExists(atPath: cluster.root + "/fs0/corrupt/" + file))
+            #expect(try http.send(method: "GET", url: url).status == 404)
+            #expect(try cluster.client(home: cluster.tempPath("reader\(path)"), cacheMaxBytes: 0).read(path) == data)
+        }
+    }
+
     @Test func badCreatesAreRefusedAndCommitNothing() throws {
         let cluster = try TestCluster(fileServers: 1)
         defer { cluster.shutdown() }
