@@ -85,6 +85,7 @@ public final class HTTPClient {
         try transfer.install()
 
         let code = withExtendedLifetime(transfer) { easy.perform() }
+        if code == CURLE_OK { transfer.finishBody() }
         if transfer.error != nil || code != CURLE_OK {
             // A failed transfer may leave its connection open in the cache (a half-sent upload, say), and the
             // peer would wait for the rest until it times out. Drop the handle: curl_easy_cleanup closes it.

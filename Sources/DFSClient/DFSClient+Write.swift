@@ -125,7 +125,7 @@ extension DFSClient {
             }
             placement = (answer.servers, Int(answer.replicas), now + UInt64(max(0, answer.ttlMs)) * 1_000_000)
         }
-        guard var (servers, replicas, until) = placement else { return nil }
+        guard case (var servers, let replicas, let until)? = placement else { return nil }
         let loads = servers.map {
             ServerLoad(
                 id: $0.fileServerId, storedBytes: $0.storedBytes, inflightBytes: $0.inflightBytes, files: $0.files,
@@ -161,9 +161,8 @@ extension DFSClient {
         }
         defer { try? handle.close() }
         let length = (try? FileManager.default.attributesOfItem(atPath: localPath)[.size] as? Int64) ?? nil
-        return try write(path, length: length, baseVersion: baseVersion) { max in
-            try handle.read(upToCount: max) ?? Data()
-        }
+        let reader = LocalReader(descriptor: handle.fileDescriptor)
+        return try write(path, length: length, baseVersion: baseVersion) { max in try reader.read(upToCount: max) }
     }
 
     /// One upload and commit, under the given lock token (if any), or taking the lock with the write (`takeLock`).

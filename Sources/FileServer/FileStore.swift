@@ -213,18 +213,16 @@ public final class FileStore: Sendable {
     /// its name carries: nil when they differ (the blob is then quarantined) or cannot be read.
     func checkedBytes(_ name: BlobName, descriptor: Int32, size: Int64, sha256: String) -> Data? {
         guard size <= Self.checkedMaxBytes else { return nil }
-        var data = Data(count: Int(size))
-        let read = data.withUnsafeMutableBytes { buffer -> Int in
-            var done = 0
-            while done < buffer.count {
-                let count = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(done))
-                if count < 0, errno == EINTR { continue }
-                guard count > 0 else { break }
-                done += count
-            }
-            return done
+        var data = Data()
+        // One byte more than expected, so that a longer file shows.
+        var chunk = [UInt8](repeating: 0, count: Int(size) + 1)
+        while data.count <= Int(size) {
+            let count = pread(descriptor, &chunk, chunk.count, off_t(data.count))
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { break }
+            data.append(contentsOf: chunk[..<count])
         }
-        guard read == Int(size), Data(SHA256.hash(data: data)).hexString == sha256 else {
+        guard data.count == Int(size), Data(SHA256.hash(data: data)).hexString == sha256 else {
             quarantine(name)
             return nil
         }

@@ -43,9 +43,9 @@ struct Write: ParsableCommand {
     @Argument(help: "The dfs path.") var path: String
 
     func run() throws {
-        let input = FileHandle.standardInput
+        let input = LocalReader(descriptor: FileHandle.standardInput.fileDescriptor)
         try global.withClient { client in
-            try client.write(path, length: nil) { max in try input.read(upToCount: max) ?? Data() }
+            try client.write(path, length: nil) { max in try input.read(upToCount: max) }
         }
     }
 }

@@ -63,12 +63,14 @@ struct CurlTests {
         var received: Int64 = 0
         var chunks = 0
         var largestChunk = 0
+        var sizes: [Int] = []
         var intact = true
         let response = try HTTPClient().send(method: "GET", url: server.url("/big?size=\(size)")) { chunk in
             intact = intact && chunk == Self.pattern(offset: received, count: chunk.count)
             received += Int64(chunk.count)
             chunks += 1
             largestChunk = max(largestChunk, chunk.count)
+            sizes.append(chunk.count)
         }
         #expect(response.status == 200)
         #expect(response.body.isEmpty)
@@ -76,6 +78,23 @@ struct CurlTests {
         #expect(intact)
         #expect(chunks > 100)
         #expect(largestChunk <= 1 << 20)
+        // Not curl's 16 KiB pieces: at least 256 KiB each but the last.
+        #expect(sizes.dropLast().allSatisfy { $0 >= 256 << 10 }, "\(Set(sizes.dropLast()).sorted().prefix(5))")
+    }
+
+    /// A body shorter than a piece reaches `onBody` once the transfer is done, in one piece; an error `onBody` throws
+    /// then is rethrown, and the client stays usable.
+    @Test func aShortBodyReachesOnBodyWhole() throws {
+        let server = try CurlTestServer.start()
+        defer { server.stop() }
+        let client = HTTPClient()
+        var pieces: [Data] = []
+        let response = try client.send(method: "GET", url: server.url("/hello")) { pieces.append($0) }
+        #expect(response.status == 200 && response.body.isEmpty && pieces == [Data("hello".utf8)])
+        #expect(throws: Stop.self) {
+            try client.send(method: "GET", url: server.url("/hello")) { _ in throw Stop() }
+        }
+        #expect(try client.send(method: "GET", url: server.url("/hello")).body == Data("hello".utf8))
     }
 
     @Test func errorStatusGoesToBodyNotOnBody() throws {
