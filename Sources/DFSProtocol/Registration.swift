@@ -85,11 +85,17 @@ public struct FileServerStats: Codable, Sendable {
     public var bytes: Int64
     public var bytesServed: Int64
     public var bytesReceived: Int64
-    public init(fileServerId: Int64?, files: Int64, bytes: Int64, bytesServed: Int64, bytesReceived: Int64) {
+    /// Flushes made for created blobs answered before their flush (`inline_flush_ms`) since start.
+    public var lateFlushes: Int64?
+    public init(
+        fileServerId: Int64?, files: Int64, bytes: Int64, bytesServed: Int64, bytesReceived: Int64,
+        lateFlushes: Int64? = nil
+    ) {
         self.fileServerId = fileServerId
         self.files = files
         self.bytes = bytes
         self.bytesServed = bytesServed
         self.bytesReceived = bytesReceived
+        self.lateFlushes = lateFlushes
     }
 }

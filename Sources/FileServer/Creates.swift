@@ -50,6 +50,7 @@ final class Creates: Sendable {
     private let lateFlushing: BackgroundThread?
     /// Whether a blob was placed for `lateFlushing` since its last flush began.
     private let unflushed = Atomic<Bool>(false)
+    private let lateFlushCount = Atomic<Int64>(0)
     private let store: FileStore
     private let logger: Logger
 
@@ -102,6 +103,7 @@ final class Creates: Sendable {
         guard unflushed.exchange(false, ordering: .acquiringAndReleasing) else { return }
         do {
             try store.makeDurable()
+            lateFlushCount.add(1, ordering: .relaxed)
         } catch {
             // The directory has the bytes; the scrubber and the check before serving catch a copy this left torn.
             unflushed.store(true, ordering: .releasing)
@@ -119,6 +121,9 @@ final class Creates: Sendable {
 
     /// Whether creates whose bytes the directory keeps are answered before their blob's flush.
     var flushesLate: Bool { lateFlushing != nil }
+
+    /// The flushes made for such creates so far.
+    var lateFlushes: Int64 { lateFlushCount.load(ordering: .relaxed) }
 
     /// Makes a placed blob durable and commits it, in the background: the commit waits for the flush, unless the
     /// commit brings the bytes (`blob_durable: false`) and the flush comes within `inlineFlushMs`.

@@ -234,7 +234,7 @@ final class FileService: Sendable {
         let traffic = traffic.totals
         return FileServerStats(
             fileServerId: currentIdentity?.fileServerId, files: usage.files, bytes: usage.bytes,
-            bytesServed: traffic.served, bytesReceived: traffic.received)
+            bytesServed: traffic.served, bytesReceived: traffic.received, lateFlushes: creates.lateFlushes)
     }
 
     func blobName(_ request: Request, _ params: PathParameters) throws -> BlobName {

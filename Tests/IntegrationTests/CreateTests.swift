@@ -126,6 +126,31 @@ import Testing
         }
     }
 
+    /// The blobs of creates answered before their flush are made durable by one flush per `inline_flush_ms` while
+    /// there are any (counted in `GET /stats`), and by none when there are none or the key is 0.
+    @Test(arguments: [20, 0])
+    func createsAnsweredBeforeTheirFlushAreFlushedSoonAfter(flushMs: Int) throws {
+        let cluster = try TestCluster(fileServers: 1, fileServerConf: "inline_flush_ms = \(flushMs)")
+        defer { cluster.shutdown() }
+        let dfs = cluster.client()
+        let http = HTTPClient()
+        let stats = {
+            try WireJSON.decode(
+                FileServerStats.self, from: try http.send(method: "GET", url: cluster.fileServers[0].url + "/stats").body)
+        }
+        let before = try #require(try stats().lateFlushes)
+        #expect(before == 0, "nothing created, nothing to flush")
+        for index in 0..<10 { _ = try dfs.write("/f\(index)", data: Data("file \(index)".utf8)) }
+        if flushMs > 0 { try waitUntil(timeout: 10) { (try stats().lateFlushes ?? 0) >= 1 } }
+        let reader = cluster.client(home: cluster.tempPath("reader"), cacheMaxBytes: 0)
+        for index in 0..<10 {
+            #expect(try reader.read("/f\(index)") == Data("file \(index)".utf8))
+        }
+        // Never more flushes than creates, however long the server idles (a flush waits for something to flush).
+        let flushes = try #require(try stats().lateFlushes)
+        #expect(flushMs > 0 ? (1...10).contains(flushes) : flushes == 0, "\(flushes) late flushes")
+    }
+
     /// A small blob is checked against the sha256 in its name before it is served (a create's blob may be answered
     /// before its flush, so a power cut could leave it torn): a damaged copy, zeroed or cut short, is quarantined
     /// and answered 404, not even a part of it served, and the file is still read whole from the directory's copy.
