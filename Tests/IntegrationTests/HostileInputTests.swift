@@ -123,7 +123,7 @@ import Testing
         }
         // The server notices the hang-up on its next read, or at the latest after connection_timeout_s (2 s here),
         // and then removes the temp file.
-        let settled = try? waitUntil { try FileManager.default.contentsOfDirectory(atPath: tmpDir).count == before }
+        let settled: Void? = try? waitUntil { try FileManager.default.contentsOfDirectory(atPath: tmpDir).count == before }
         let left = try FileManager.default.contentsOfDirectory(atPath: tmpDir)
         #expect(settled != nil, "temp files left: \(left), curl exit \(curl.terminationStatus)")
         let blob = try http.send(method: "GET", url: "\(target.url)/files/\(ticket.fileId)?version=\(ticket.version)")

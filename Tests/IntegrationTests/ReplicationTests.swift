@@ -213,7 +213,7 @@ import Testing
 
         // The lost copy is replaced elsewhere, and the orphan is deleted after its grace period.
         let http = HTTPClient()
-        let settled = try? waitUntil(timeout: 20) {
+        let settled: Void? = try? waitUntil(timeout: 20) {
             let copies = try dfs.stat("/r/1").replicas!
             let healthy = try replication(cluster).underReplicated.isEmpty
             let served = try copies.allSatisfy {
