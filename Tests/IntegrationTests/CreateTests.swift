@@ -339,6 +339,44 @@ import Testing
         #expect(counts.reduce(0, +) == 640, "two copies of each file")
     }
 
+    /// Creates are answered before the file server's flush (`inline_flush_ms`): every one acknowledged before the
+    /// file server is killed (SIGKILL, mid-stream of creates) reads back whole afterwards, from the directory and
+    /// from the file server's own copy. (A killed process leaves its writes in the page cache; a power cut would
+    /// need a disk to cut.)
+    @Test func createsAcknowledgedBeforeTheFileServerIsKilledAllReadBack() throws {
+        let cluster = try TestCluster(fileServers: 1)
+        defer { cluster.shutdown() }
+        try cluster.client().mkdir("/k")
+        let acknowledged = Mutex<[String: Data]>([:])
+        let writers = DispatchGroup()
+        for worker in 0..<4 {
+            DispatchQueue.global().async(group: writers) {
+                let dfs = cluster.client(home: cluster.tempPath("w\(worker)"))
+                for index in 0..<150 {
+                    let path = "/k/\(worker)-\(index)"
+                    let data = Data("created by \(worker), number \(index)\n".utf8)
+                    guard (try? dfs.write(path, data: data)) != nil else { break }
+                    acknowledged.withLock { $0[path] = data }
+                }
+            }
+        }
+        try waitUntil(timeout: 30) { acknowledged.withLock { $0.count } >= 60 }
+        try cluster.restartFileServer(0, kill: true)
+        #expect(writers.wait(timeout: .now() + 120) == .success)
+        try cluster.waitForLiveFileServers(1)
+        let files = acknowledged.withLock { $0 }
+        #expect(files.count >= 60)
+        let reader = cluster.client(home: cluster.tempPath("reader"), cacheMaxBytes: 0)
+        let http = HTTPClient()
+        for (path, data) in files {
+            #expect(try reader.read(path) == data, "\(path)")
+            let entry = try reader.stat(path)
+            let blob = try http.send(
+                method: "GET", url: cluster.fileServers[0].url + "/files/\(entry.fileId!)?version=\(entry.version!)")
+            #expect(blob.status == 200 && blob.body == data, "\(path): the file server's copy")
+        }
+    }
+
     /// Creates committed in the same batches land in their own directories, while the creates of the same moment
     /// into a missing directory, or under a file, are refused one by one (a batch looks each parent up once).
     @Test func concurrentCreatesIntoManyDirectoriesEachLandOrFailOnTheirOwn() throws {
