@@ -90,6 +90,9 @@ public struct BatchCommitItem: Codable, Sendable, WireKeys {
     /// must bring its bytes (`data`), which the directory keeps: they are what makes it durable. Bytes beyond the
     /// directory's `inline_max_bytes` are refused with 412, and the file server commits once its blob is durable.
     public var blobDurable: Bool?
+    /// The most bytes a create answered before its blob's flush may bring (`blob_durable: false`); a file server
+    /// checks every blob up to this size against its sha256 before serving it.
+    public static let unflushedMaxBytes = 1 << 16
     public init(clientId: Int64, commit: CommitRequest, data: Data? = nil, blobDurable: Bool? = nil) {
         self.clientId = clientId
         self.commit = commit

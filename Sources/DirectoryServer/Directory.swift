@@ -662,9 +662,9 @@ public final class Directory: Sendable {
     /// 412, for the file server to commit it again once its blob is durable.
     private func inlineData(of item: BatchCommitItem) throws -> Data? {
         guard item.blobDurable == false else { return try inlineData(item.data ?? item.commit.data, of: item.commit) }
-        guard let data = item.data ?? item.commit.data, data.count <= Self.unflushedMaxBytes else {
+        guard let data = item.data ?? item.commit.data, data.count <= BatchCommitItem.unflushedMaxBytes else {
             throw DFSError.badRequest(
-                "a create whose blob is not yet durable must bring its bytes (data_base64, at most \(Self.unflushedMaxBytes))")
+                "a create whose blob is not yet durable must bring its bytes (data_base64, at most \(BatchCommitItem.unflushedMaxBytes))")
         }
         try verify(data, of: item.commit)
         guard Int64(data.count) <= config.inlineMaxBytes else {
@@ -674,9 +674,6 @@ public final class Directory: Sendable {
         }
         return data
     }
-
-    /// The most bytes a create whose blob is not yet durable may bring (file servers send at most 64 KiB inline).
-    static let unflushedMaxBytes = 1 << 16
 
     /// The bytes a commit brought, to keep in the metadata: when they are the commit's (size and sha256; other
     /// bytes refuse it) and within `inline_max_bytes` (beyond it they are not kept).

@@ -206,8 +206,8 @@ public final class FileStore: Sendable {
         return (fd, Int64(status.st_size), info.sha256)
     }
 
-    /// The most bytes of a blob `checkedBytes` reads.
-    static let checkedMaxBytes: Int64 = 1 << 16
+    /// The most bytes of a blob `checkedBytes` reads: those of any create answered before its flush.
+    static let checkedMaxBytes = Int64(BatchCommitItem.unflushedMaxBytes)
 
     /// A small blob's bytes (at most `checkedMaxBytes`), read from `descriptor` whole and checked against the sha256
     /// its name carries: nil when they differ (the blob is then quarantined) or cannot be read.
