@@ -168,7 +168,8 @@ extension DFSClient {
             if !data.isEmpty { try sink(data) }
         case .file(let handle, var remaining):
             defer { try? handle.close() }
-            while remaining > 0, let chunk = try handle.read(upToCount: Int(min(1 << 20, remaining))), !chunk.isEmpty {
+            let reader = LocalReader(descriptor: handle.fileDescriptor)
+            while remaining > 0, case let chunk = try reader.read(upToCount: Int(min(1 << 20, remaining))), !chunk.isEmpty {
                 try sink(chunk)
                 remaining -= Int64(chunk.count)
             }
@@ -245,9 +246,10 @@ extension DFSClient {
         defer { staging.remove() }
         try download(entry, range: nil, into: { try staging.handle.write(contentsOf: $0) }) { try staging.truncate() }
         try staging.handle.seek(toOffset: 0)
-        let reader = try FileHandle(forReadingFrom: URL(fileURLWithPath: staging.path))
-        defer { try? reader.close() }
-        while let chunk = try reader.read(upToCount: 1 << 20), !chunk.isEmpty { try sink(chunk) }
+        let file = try FileHandle(forReadingFrom: URL(fileURLWithPath: staging.path))
+        defer { try? file.close() }
+        let reader = LocalReader(descriptor: file.fileDescriptor)
+        while case let chunk = try reader.read(upToCount: 1 << 20), !chunk.isEmpty { try sink(chunk) }
     }
 
     /// One GET from one replica, checked against the entry's sha256 for whole reads; bad or missing copies are

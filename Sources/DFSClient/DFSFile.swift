@@ -46,6 +46,7 @@ public final class DFSFile {
     private let client: DFSClient
     private let localPath: String
     private let handle: FileHandle
+    private let reader: LocalReader
     private var closed = false
 
     init(client: DFSClient, path: String, mode: OpenMode, localPath: String, handle: FileHandle, entry: EntryInfo?) {
@@ -54,6 +55,7 @@ public final class DFSFile {
         self.mode = mode
         self.localPath = localPath
         self.handle = handle
+        reader = LocalReader(descriptor: handle.fileDescriptor)
         self.entry = entry
     }
 
@@ -67,7 +69,7 @@ public final class DFSFile {
     /// Reads up to `count` bytes; empty at the end.
     public func read(upToCount count: Int) throws -> Data {
         guard !closed else { throw DFSClientError.io("\(path) is closed") }
-        return try handle.read(upToCount: count) ?? Data()
+        return try reader.read(upToCount: count)
     }
 
     /// Appends bytes (files opened for writing).
